@@ -1,0 +1,44 @@
+# userhook: receiver for identity-provider user events.
+GO        ?= go
+BIN       ?= bin/userhook
+GOFLAGS   ?=
+export CGO_ENABLED = 1
+
+.PHONY: run build test test-integration bench lint fmt vet clean
+
+## run: serve on the embedded default (SQLite file in ./data, in-process Watermill) with --dev credentials
+run: build
+	./$(BIN) serve --dev
+
+## build: compile the binary into bin/
+build:
+	$(GO) build -o $(BIN) ./cmd/userhook
+
+## test: every test; integration tests need USERHOOK_TEST_POSTGRES / USERHOOK_TEST_NATS and skip with a message without them
+test:
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 15m ./...
+
+## test-integration: only the tests that talk to PostgreSQL and NATS (defaults to this machine's services)
+test-integration:
+	USERHOOK_TEST_POSTGRES=$${USERHOOK_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable} \
+	USERHOOK_TEST_NATS=$${USERHOOK_TEST_NATS:-nats://127.0.0.1:4222} \
+	$(GO) test -count=1 -timeout 15m -run Integration ./...
+
+## bench: Go benchmarks of the store, the aggregate and the decoders
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./...
+
+## lint: vet plus a gofmt check
+lint: vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+## fmt: format the code
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf bin data

@@ -1,0 +1,344 @@
+// Package sqlite is the embedded event store on a SQLite file.
+//
+// One writer goroutine owns all appends. Appends that arrive while a commit is in flight queue up and are
+// committed together in the next transaction (group commit): one fsync for the whole group, each append in a
+// savepoint of its own so that a failing one (a version conflict, a duplicate id) fails only its caller, and
+// every caller is answered only after the transaction holding its events has committed. Positions are the
+// table's rowid, assigned by that single writer in commit order, so a reader resuming from the last position
+// it saw never skips an event.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mattn/go-sqlite3"
+
+	"github.com/userhook/userhook/eventstore"
+	"github.com/userhook/userhook/internal/sqlitedb"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// MaxBatch bounds how many appends share one transaction.
+const MaxBatch = 512
+
+var _ eventstore.Store = (*Store)(nil)
+var _ eventstore.Notifier = (*Store)(nil)
+
+// Store is the SQLite event store.
+type Store struct {
+	db  *sqlitedb.DB
+	now func() time.Time
+
+	mu     sync.RWMutex // guards closed against sends on reqs
+	closed bool
+	reqs   chan *appendReq
+	done   chan struct{}
+
+	committed eventstore.Broadcast
+	stats     Stats
+	statsMu   sync.Mutex
+}
+
+// Stats counts the writer's work, for benchmarks and metrics.
+type Stats struct {
+	Commits int64 // transactions committed
+	Appends int64 // append calls committed or refused
+}
+
+type appendReq struct {
+	ctx      context.Context
+	stream   string
+	expected int64
+	events   []eventstore.Event
+	out      []eventstore.Event
+	err      error
+	done     chan struct{}
+}
+
+// New migrates the events table in db and starts the writer. Close stops it.
+func New(ctx context.Context, db *sqlitedb.DB) (*Store, error) {
+	if err := db.Migrate(ctx, "events", mustSub(migrations, "migrations")); err != nil {
+		return nil, err
+	}
+	s := &Store{
+		db:   db,
+		now:  func() time.Time { return time.Now().UTC() },
+		reqs: make(chan *appendReq, MaxBatch),
+		done: make(chan struct{}),
+	}
+	go s.writer()
+	return s, nil
+}
+
+// Committed implements eventstore.Notifier.
+func (s *Store) Committed() <-chan struct{} { return s.committed.Committed() }
+
+// Stats returns the writer's counters so far.
+func (s *Store) Stats() Stats {
+	s.statsMu.Lock()
+	defer s.statsMu.Unlock()
+	return s.stats
+}
+
+// Append implements eventstore.Store.
+func (s *Store) Append(ctx context.Context, stream string, expectedVersion int64, events ...eventstore.Event) ([]eventstore.Event, error) {
+	if err := eventstore.Validate(stream, expectedVersion, events); err != nil {
+		return nil, err
+	}
+	r := &appendReq{ctx: ctx, stream: stream, expected: expectedVersion, events: events, done: make(chan struct{})}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return nil, eventstore.ErrClosed
+	}
+	select {
+	case s.reqs <- r:
+	case <-ctx.Done():
+		s.mu.RUnlock()
+		return nil, ctx.Err()
+	}
+	s.mu.RUnlock()
+	// Once queued the append is carried out or refused by the writer; waiting for it keeps the answer true
+	// even when the caller's context ends meanwhile.
+	<-r.done
+	return r.out, r.err
+}
+
+func (s *Store) writer() {
+	defer close(s.done)
+	batch := make([]*appendReq, 0, MaxBatch)
+	for r := range s.reqs {
+		batch = append(batch[:0], r)
+	drain:
+		for len(batch) < MaxBatch {
+			select {
+			case r, ok := <-s.reqs:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		s.commit(batch)
+	}
+}
+
+func (s *Store) commit(batch []*appendReq) {
+	err := s.commitTx(batch)
+	for _, r := range batch {
+		if err != nil {
+			r.out, r.err = nil, err
+		}
+		close(r.done)
+	}
+	s.statsMu.Lock()
+	s.stats.Appends += int64(len(batch))
+	if err == nil {
+		s.stats.Commits++
+	}
+	s.statsMu.Unlock()
+	if err == nil {
+		s.committed.Signal()
+	}
+}
+
+func (s *Store) commitTx(batch []*appendReq) error {
+	ctx := context.Background()
+	tx, err := s.db.Write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("eventstore/sqlite: begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	versionStmt, err := tx.PrepareContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM events WHERE stream_id = ?`)
+	if err != nil {
+		return fmt.Errorf("eventstore/sqlite: prepare: %w", err)
+	}
+	defer versionStmt.Close()
+	insertStmt, err := tx.PrepareContext(ctx, `INSERT INTO events
+		(event_id, stream_id, stream_type, version, type, data, metadata, occurred_at, recorded_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return fmt.Errorf("eventstore/sqlite: prepare: %w", err)
+	}
+	defer insertStmt.Close()
+
+	now := s.now()
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.err = err
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `SAVEPOINT append`); err != nil {
+			return fmt.Errorf("eventstore/sqlite: savepoint: %w", err)
+		}
+		r.out, r.err = appendOne(ctx, versionStmt, insertStmt, r, now)
+		if r.err != nil {
+			r.out = nil
+			if _, err := tx.ExecContext(ctx, `ROLLBACK TO append`); err != nil {
+				return fmt.Errorf("eventstore/sqlite: rollback to savepoint: %w", err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `RELEASE append`); err != nil {
+			return fmt.Errorf("eventstore/sqlite: release savepoint: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("eventstore/sqlite: commit: %w", err)
+	}
+	return nil
+}
+
+func appendOne(ctx context.Context, versionStmt, insertStmt *sql.Stmt, r *appendReq, now time.Time) ([]eventstore.Event, error) {
+	var current int64
+	if err := versionStmt.QueryRowContext(ctx, r.stream).Scan(&current); err != nil {
+		return nil, fmt.Errorf("eventstore/sqlite: read version: %w", err)
+	}
+	if r.expected != eventstore.ExpectAny && current != r.expected {
+		return nil, &eventstore.VersionConflictError{Stream: r.stream, Expected: r.expected, Actual: current}
+	}
+	out := make([]eventstore.Event, len(r.events))
+	for i, e := range r.events {
+		e.StreamID = r.stream
+		e.Version = current + int64(i) + 1
+		e.RecordedAt = now
+		if e.OccurredAt.IsZero() {
+			e.OccurredAt = now
+		}
+		e.OccurredAt = e.OccurredAt.UTC()
+		meta, err := encodeMetadata(e.Metadata)
+		if err != nil {
+			return nil, err
+		}
+		data := []byte(e.Data)
+		if data == nil {
+			data = []byte("null")
+		}
+		res, err := insertStmt.ExecContext(ctx, e.ID, e.StreamID, e.StreamType, e.Version, e.Type, data, meta,
+			e.OccurredAt.UnixNano(), e.RecordedAt.UnixNano())
+		if err != nil {
+			return nil, classify(err, r.stream, r.expected, current, e.ID)
+		}
+		if e.Position, err = res.LastInsertId(); err != nil {
+			return nil, err
+		}
+		out[i] = e
+	}
+	return out, nil
+}
+
+// classify turns a constraint failure into the store's typed errors.
+func classify(err error, stream string, expected, current int64, eventID string) error {
+	var se sqlite3.Error
+	if errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintUnique {
+		switch {
+		case strings.Contains(se.Error(), "events.event_id"):
+			return &eventstore.DuplicateError{EventID: eventID}
+		case strings.Contains(se.Error(), "events.stream_id"):
+			return &eventstore.VersionConflictError{Stream: stream, Expected: expected, Actual: current}
+		}
+	}
+	return fmt.Errorf("eventstore/sqlite: insert: %w", err)
+}
+
+func encodeMetadata(m map[string]string) (string, error) {
+	if len(m) == 0 {
+		return "{}", nil
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return "", fmt.Errorf("eventstore/sqlite: metadata: %w", err)
+	}
+	return string(b), nil
+}
+
+const selectColumns = `SELECT position, event_id, stream_id, stream_type, version, type, data, metadata, occurred_at, recorded_at FROM events`
+
+// Load implements eventstore.Store.
+func (s *Store) Load(ctx context.Context, stream string) ([]eventstore.Event, error) {
+	rows, err := s.db.Read.QueryContext(ctx, selectColumns+` WHERE stream_id = ? ORDER BY version`, stream)
+	if err != nil {
+		return nil, fmt.Errorf("eventstore/sqlite: load: %w", err)
+	}
+	return scanEvents(rows)
+}
+
+// ReadAll implements eventstore.Store.
+func (s *Store) ReadAll(ctx context.Context, after int64, limit int) ([]eventstore.Event, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	rows, err := s.db.Read.QueryContext(ctx, selectColumns+` WHERE position > ? ORDER BY position LIMIT ?`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("eventstore/sqlite: read all: %w", err)
+	}
+	return scanEvents(rows)
+}
+
+// LastPosition implements eventstore.Store.
+func (s *Store) LastPosition(ctx context.Context) (int64, error) {
+	var pos int64
+	err := s.db.Read.QueryRowContext(ctx, `SELECT COALESCE(MAX(position), 0) FROM events`).Scan(&pos)
+	if err != nil {
+		return 0, fmt.Errorf("eventstore/sqlite: last position: %w", err)
+	}
+	return pos, nil
+}
+
+// Ping implements eventstore.Store.
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	return s.db.Read.QueryRowContext(ctx, `SELECT 1 FROM events LIMIT 1`).Scan(&one)
+}
+
+// Close implements eventstore.Store: it refuses new appends, commits the queued ones and stops the writer.
+// The database itself belongs to the caller.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if !s.closed {
+		s.closed = true
+		close(s.reqs)
+	}
+	s.mu.Unlock()
+	<-s.done
+	return nil
+}
+
+func scanEvents(rows *sql.Rows) ([]eventstore.Event, error) {
+	defer rows.Close()
+	var out []eventstore.Event
+	for rows.Next() {
+		var e eventstore.Event
+		var data []byte
+		var meta string
+		var occurred, recorded int64
+		if err := rows.Scan(&e.Position, &e.ID, &e.StreamID, &e.StreamType, &e.Version, &e.Type, &data, &meta,
+			&occurred, &recorded); err != nil {
+			return nil, fmt.Errorf("eventstore/sqlite: scan: %w", err)
+		}
+		e.Data = json.RawMessage(data)
+		if meta != "" && meta != "{}" {
+			if err := json.Unmarshal([]byte(meta), &e.Metadata); err != nil {
+				return nil, fmt.Errorf("eventstore/sqlite: metadata of %s: %w", e.ID, err)
+			}
+		}
+		e.OccurredAt = time.Unix(0, occurred).UTC()
+		e.RecordedAt = time.Unix(0, recorded).UTC()
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("eventstore/sqlite: rows: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,149 @@
+// Package sqlitedb opens the embedded SQLite database that the event store, the read model, the API keys and
+// the webhook tables share, and applies each component's embedded migrations.
+//
+// SQLite allows one writer at a time. Every writer in the process shares one write connection, so they queue
+// in Go rather than spinning on SQLITE_BUSY; readers use a separate pool and never block the writer (WAL).
+package sqlitedb
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+
+	_ "github.com/mattn/go-sqlite3" // the driver
+)
+
+// DB is one SQLite database file opened with one write connection and a pool of readers.
+type DB struct {
+	// Path is the file the database lives in.
+	Path string
+	// Write is the single write connection; transactions on it begin IMMEDIATE.
+	Write *sql.DB
+	// Read is a pool of read-only connections.
+	Read *sql.DB
+
+	migrateMu sync.Mutex
+}
+
+// Open opens (creating when needed) the SQLite database at path with WAL journaling and synchronous=FULL,
+// so that a committed transaction survives a power cut.
+func Open(path string) (*DB, error) {
+	if path == "" {
+		return nil, fmt.Errorf("sqlitedb: empty path")
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, fmt.Errorf("sqlitedb: create directory: %w", err)
+		}
+	}
+	common := url.Values{}
+	common.Set("_journal_mode", "WAL")
+	common.Set("_synchronous", "FULL")
+	common.Set("_busy_timeout", "10000")
+	common.Set("_foreign_keys", "on")
+
+	wq := url.Values{}
+	for k, v := range common {
+		wq[k] = v
+	}
+	wq.Set("_txlock", "immediate")
+	w, err := sql.Open("sqlite3", "file:"+path+"?"+wq.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("sqlitedb: open writer: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	if err := w.Ping(); err != nil {
+		_ = w.Close()
+		return nil, fmt.Errorf("sqlitedb: open %s: %w", path, err)
+	}
+
+	rq := url.Values{}
+	for k, v := range common {
+		rq[k] = v
+	}
+	rq.Set("_query_only", "true")
+	r, err := sql.Open("sqlite3", "file:"+path+"?"+rq.Encode())
+	if err != nil {
+		_ = w.Close()
+		return nil, fmt.Errorf("sqlitedb: open reader: %w", err)
+	}
+	n := 2 * runtime.GOMAXPROCS(0)
+	if n < 4 {
+		n = 4
+	}
+	r.SetMaxOpenConns(n)
+	r.SetMaxIdleConns(n)
+	return &DB{Path: path, Write: w, Read: r}, nil
+}
+
+// Close closes both pools.
+func (db *DB) Close() error {
+	err1 := db.Read.Close()
+	err2 := db.Write.Close()
+	if err1 != nil {
+		return err1
+	}
+	return err2
+}
+
+// Migrate applies, in file-name order, every *.sql file of migrations that component has not applied yet.
+// Each file runs in its own transaction together with the record that it ran.
+func (db *DB) Migrate(ctx context.Context, component string, migrations fs.FS) error {
+	db.migrateMu.Lock()
+	defer db.migrateMu.Unlock()
+	if _, err := db.Write.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		component TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (component, name))`); err != nil {
+		return fmt.Errorf("sqlitedb: migrations table: %w", err)
+	}
+	names, err := fs.Glob(migrations, "*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		body, err := fs.ReadFile(migrations, name)
+		if err != nil {
+			return err
+		}
+		if err := db.applyOne(ctx, component, name, string(body)); err != nil {
+			return fmt.Errorf("sqlitedb: migrate %s/%s: %w", component, name, err)
+		}
+	}
+	return nil
+}
+
+func (db *DB) applyOne(ctx context.Context, component, name, body string) error {
+	tx, err := db.Write.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE component = ? AND name = ?`,
+		component, name).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	if strings.TrimSpace(body) != "" {
+		if _, err := tx.ExecContext(ctx, body); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (component, name) VALUES (?, ?)`, component, name); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
