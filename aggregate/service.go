@@ -1,0 +1,131 @@
+package aggregate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/userhook/userhook/eventstore"
+)
+
+// MaxAttempts bounds how often Execute decides again after losing a race for the stream's next version.
+const MaxAttempts = 20
+
+// Service runs commands: it loads the user's stream, decides, and appends with the expected version,
+// deciding again on a version conflict. It is the one place that retries conflicts.
+type Service struct {
+	store eventstore.Store
+	now   func() time.Time
+}
+
+// NewService returns a command service over store; now is the clock (time.Now when nil).
+func NewService(store eventstore.Store, now func() time.Time) *Service {
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{store: store, now: now}
+}
+
+// Options are what a transport adds to a command.
+type Options struct {
+	// EventID, when set, is the id of the first raised event, so a second delivery of the same provider event
+	// is refused by the store as a duplicate. Further events get EventID plus "/2", "/3", ...
+	EventID string
+	// Metadata is stored with every raised event (request id, provenance).
+	Metadata map[string]string
+}
+
+// Result is what a command did.
+type Result struct {
+	// User is the state after the command.
+	User User
+	// Events are the events stored by this command; none when it changed nothing.
+	Events []eventstore.Event
+}
+
+// Position is the global position of the user's latest event after the command.
+func (r Result) Position() int64 { return r.User.Position }
+
+// Load returns the current state of a user.
+func (s *Service) Load(ctx context.Context, userID string) (User, error) {
+	events, err := s.store.Load(ctx, userID)
+	if err != nil {
+		return User{}, err
+	}
+	return Fold(userID, events)
+}
+
+// Execute runs cmd. A command that raises nothing returns the current state and no events. Errors are the
+// command's own (validation, ErrStale, ErrUserDeleted, ErrUnknownUser), eventstore.ErrDuplicate when
+// opt.EventID is stored already, or the store's.
+func (s *Service) Execute(ctx context.Context, cmd Command, opt Options) (Result, error) {
+	id := cmd.StreamID()
+	for attempt := 1; ; attempt++ {
+		u, err := s.Load(ctx, id)
+		if err != nil {
+			return Result{}, err
+		}
+		raised, err := cmd.Decide(u)
+		if err != nil {
+			return Result{User: u}, err
+		}
+		if len(raised) == 0 {
+			return Result{User: u}, nil
+		}
+		events, err := s.toStored(cmd, raised, opt)
+		if err != nil {
+			return Result{}, err
+		}
+		stored, err := s.store.Append(ctx, id, u.Version, events...)
+		if errors.Is(err, eventstore.ErrVersionConflict) && attempt < MaxAttempts {
+			continue
+		}
+		if err != nil {
+			return Result{User: u}, err
+		}
+		next := u.Clone()
+		for i, e := range stored {
+			next.Apply(raised[i], e.OccurredAt)
+			next.Version, next.Position = e.Version, e.Position
+		}
+		return Result{User: next, Events: stored}, nil
+	}
+}
+
+func (s *Service) toStored(cmd Command, raised []Event, opt Options) ([]eventstore.Event, error) {
+	at := cmd.OccurredAt()
+	if at.IsZero() {
+		at = s.now()
+	}
+	out := make([]eventstore.Event, len(raised))
+	for i, de := range raised {
+		data, err := Encode(de)
+		if err != nil {
+			return nil, fmt.Errorf("aggregate: encode %s: %w", de.EventType(), err)
+		}
+		id := opt.EventID
+		switch {
+		case id == "":
+			u, err := uuid.NewV7()
+			if err != nil {
+				return nil, err
+			}
+			id = u.String()
+		case i > 0:
+			id += "/" + strconv.Itoa(i+1)
+		}
+		out[i] = eventstore.Event{
+			ID:         id,
+			StreamType: StreamType,
+			Type:       de.EventType(),
+			Data:       data,
+			Metadata:   opt.Metadata,
+			OccurredAt: at.UTC(),
+		}
+	}
+	return out, nil
+}
