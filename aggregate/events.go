@@ -138,4 +138,3 @@ func PublicType(storedType string) string {
 	}
 	return ""
 }
-

@@ -1,0 +1,277 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/userhook/userhook/aggregate"
+	"github.com/userhook/userhook/apikey"
+	"github.com/userhook/userhook/eventstore"
+	"github.com/userhook/userhook/eventstore/sqlite"
+	"github.com/userhook/userhook/internal/sqlitedb"
+	"github.com/userhook/userhook/transport"
+)
+
+// storage is the opened database and what lives in it.
+type storage struct {
+	db     *sqlitedb.DB
+	events eventstore.Store
+	keys   apikey.Store
+}
+
+func openStorage(ctx context.Context, cfg Config) (*storage, error) {
+	if err := cfg.ValidateStorage(); err != nil {
+		return nil, err
+	}
+	db, err := sqlitedb.Open(cfg.Database)
+	if err != nil {
+		return nil, err
+	}
+	events, err := sqlite.New(ctx, db)
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	keys, err := apikey.NewSQLiteStore(ctx, db)
+	if err != nil {
+		_ = events.Close()
+		_ = db.Close()
+		return nil, err
+	}
+	return &storage{db: db, events: events, keys: keys}, nil
+}
+
+func (s *storage) Close() error {
+	err := s.events.Close()
+	return errors.Join(err, s.db.Close())
+}
+
+// Main is the whole program, startable from tests without flags: Run starts it and returns once it listens,
+// Close stops it gracefully.
+type Main struct {
+	Config Config
+	// Stdout receives the documented output (the --dev credentials); Stderr the JSON logs.
+	Stdout io.Writer
+	Stderr io.Writer
+
+	log      *slog.Logger
+	storage  *storage
+	listener net.Listener
+	http     *http.Server
+	served   chan error
+	cancel   context.CancelFunc
+
+	// DevKey and DevToken are the generated credentials of a --dev run.
+	DevKey   string
+	DevToken string
+}
+
+// Addr is the address the server listens on, once Run returned.
+func (m *Main) Addr() string { return m.listener.Addr().String() }
+
+// URL is the server's base URL, with a loopback host when it listens on all interfaces.
+func (m *Main) URL() string {
+	host, port, _ := net.SplitHostPort(m.Addr())
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// Run validates the configuration, opens the database, and starts serving.
+func (m *Main) Run(ctx context.Context) (err error) {
+	if m.Stdout == nil {
+		m.Stdout = io.Discard
+	}
+	if m.Stderr == nil {
+		m.Stderr = io.Discard
+	}
+	cfg := m.Config
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	m.log = newLogger(m.Stderr, cfg.LogLevel)
+	ctx, m.cancel = context.WithCancel(ctx)
+	defer func() {
+		if err != nil {
+			_ = m.Close()
+		}
+	}()
+
+	if cfg.Dev {
+		if cfg.JWTSecret == "" && cfg.JWKSURL == "" {
+			cfg.JWTSecret = randomSecret()
+		}
+		plain, _, err := apikey.Generate()
+		if err != nil {
+			return err
+		}
+		m.DevKey = plain
+		if cfg.APIKeys != "" {
+			cfg.APIKeys += ","
+		}
+		cfg.APIKeys += plain + ":admin"
+	}
+
+	m.storage, err = openStorage(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	bootstrap, _ := apikey.ParseBootstrap(cfg.APIKeys)
+	verifier, err := transport.NewJWTVerifier(ctx, transport.JWTConfig{
+		Secret:   []byte(cfg.JWTSecret),
+		JWKSURL:  cfg.JWKSURL,
+		Issuer:   cfg.JWTIssuer,
+		Audience: cfg.JWTAudience,
+		Leeway:   30 * time.Second,
+	})
+	if err != nil {
+		return err
+	}
+	server := transport.NewServer(transport.Deps{
+		Users:  aggregate.NewService(m.storage.events, nil),
+		Auth:   &transport.Authenticator{JWT: verifier, Keys: apikey.NewKeyring(bootstrap, m.storage.keys)},
+		Logger: m.log,
+		Ready:  []transport.Check{{Name: "store", Check: m.storage.events.Ping}},
+	})
+
+	m.listener, err = net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	m.http = &http.Server{
+		Handler:           server.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(m.log.Handler(), slog.LevelWarn),
+	}
+	m.served = make(chan error, 1)
+	go func() { m.served <- m.http.Serve(m.listener) }()
+	m.log.Info("serving", "addr", m.Addr(), "database", redactDatabase(cfg.Database), "dev", cfg.Dev)
+
+	if cfg.Dev {
+		m.DevToken, err = transport.SignToken(transport.TokenRequest{
+			Secret: []byte(cfg.JWTSecret), Subject: "dev", TTL: 24 * time.Hour,
+			Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience,
+		})
+		if err != nil {
+			return err
+		}
+		m.printDev()
+		if err := m.writeDevEnv(); err != nil {
+			m.log.Warn("could not write the development credentials file", "error", err.Error())
+		}
+	}
+	return nil
+}
+
+// DevEnvFile is where --dev writes its credentials as shell variables, beside the SQLite database, so a
+// second terminal can `. ./data/dev.env` and use them; it is removed on shutdown.
+func (m *Main) DevEnvFile() string {
+	if m.Config.IsPostgres() {
+		return ""
+	}
+	return filepath.Join(filepath.Dir(m.Config.Database), "dev.env")
+}
+
+func (m *Main) writeDevEnv() error {
+	path := m.DevEnvFile()
+	if path == "" {
+		return nil
+	}
+	body := fmt.Sprintf("# userhook serve --dev credentials; they change at every start\nUSERHOOK_URL=%s\nUSERHOOK_DEV_TOKEN=%s\nUSERHOOK_DEV_KEY=%s\n",
+		m.URL(), m.DevToken, m.DevKey)
+	return os.WriteFile(path, []byte(body), 0o600)
+}
+
+func (m *Main) printDev() {
+	fmt.Fprintf(m.Stdout, `userhook is serving on %[1]s with development credentials (they change at every start):
+
+  API key (admin): %[2]s
+  Bearer token (HS256, 24h): %[3]s
+
+Create a user:
+
+curl -sS -X POST %[1]s/users \
+  -H "Content-Type: application/json" \
+  -H "Authorization: Bearer %[3]s" \
+  -H "X-API-Key: %[2]s" \
+  -d '{"detail":{"data":{"user_name":"user@example.com","user_id":"auth0|abc"}}}'
+
+`, m.URL(), m.DevKey, m.DevToken)
+}
+
+// Wait blocks until the server stops on its own (an error) or ctx ends.
+func (m *Main) Wait(ctx context.Context) error {
+	select {
+	case err := <-m.served:
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return err
+	case <-ctx.Done():
+		return nil
+	}
+}
+
+// Close stops accepting, lets requests in flight finish, then closes the store (which commits every queued
+// append first) and the database.
+func (m *Main) Close() error {
+	var errs []error
+	if m.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
+		if err := m.http.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+		cancel()
+		m.http = nil
+	}
+	if m.cancel != nil {
+		m.cancel()
+	}
+	if m.DevKey != "" {
+		if path := m.DevEnvFile(); path != "" {
+			_ = os.Remove(path)
+		}
+	}
+	if m.storage != nil {
+		errs = append(errs, m.storage.Close())
+		m.storage = nil
+	}
+	return errors.Join(errs...)
+}
+
+func randomSecret() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// redactDatabase drops a password from a database URL before it is logged.
+func redactDatabase(s string) string {
+	if i := strings.Index(s, "://"); i >= 0 {
+		if at := strings.LastIndexByte(s, '@'); at > i {
+			return s[:i+3] + "***@" + s[at+1:]
+		}
+	}
+	return s
+}

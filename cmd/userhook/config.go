@@ -1,0 +1,191 @@
+package main
+
+import (
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/userhook/userhook/apikey"
+)
+
+// Config is every setting of userhook, filled from flags and USERHOOK_* variables (a flag wins).
+type Config struct {
+	Addr                string
+	Database            string
+	PubSub              string
+	JWTSecret           string
+	JWKSURL             string
+	JWTIssuer           string
+	JWTAudience         string
+	APIKeys             string
+	WebhookSecrets      string
+	WebhookAllowPrivate bool
+	DeliveryBackoff     string
+	LogLevel            string
+	// Dev generates ephemeral credentials at start and prints them with a ready-to-paste curl.
+	Dev bool
+	// ShutdownTimeout bounds how long requests in flight may take to finish on SIGTERM.
+	ShutdownTimeout time.Duration
+}
+
+// DefaultConfig is the embedded default: a SQLite file and in-process pub/sub.
+func DefaultConfig() Config {
+	return Config{
+		Addr:            ":8080",
+		Database:        "./data/userhook.db",
+		PubSub:          "embedded",
+		DeliveryBackoff: "5s,30s,2m,10m,1h,6h",
+		LogLevel:        "info",
+		ShutdownTimeout: 15 * time.Second,
+	}
+}
+
+// databaseFlags are the settings every subcommand that opens the database takes.
+func (c *Config) databaseFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Database, "database", c.Database, "SQLite file path, or a postgres:// URL")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+}
+
+// authFlags are the settings that verify or issue bearer tokens.
+func (c *Config) authFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.JWTSecret, "jwt-secret", c.JWTSecret, "HS256 secret for bearer tokens")
+	fs.StringVar(&c.JWTIssuer, "jwt-issuer", c.JWTIssuer, "required iss claim, when set")
+	fs.StringVar(&c.JWTAudience, "jwt-audience", c.JWTAudience, "required aud claim, when set")
+}
+
+// serveFlags are the settings of serve.
+func (c *Config) serveFlags(fs *flag.FlagSet) {
+	c.databaseFlags(fs)
+	c.authFlags(fs)
+	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address")
+	fs.StringVar(&c.PubSub, "pubsub", c.PubSub, "embedded, or a nats:// URL (NATS JetStream)")
+	fs.StringVar(&c.JWKSURL, "jwks-url", c.JWKSURL, "JWKS URL for RS256/ES256 bearer tokens")
+	fs.StringVar(&c.APIKeys, "api-keys", c.APIKeys, "bootstrap API keys, comma-separated KEY:ROLE")
+	fs.StringVar(&c.WebhookSecrets, "webhook-secrets", c.WebhookSecrets, "inbound signing secrets (whsec_...), comma-separated")
+	fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", c.WebhookAllowPrivate, "let deliveries reach loopback and private addresses")
+	fs.StringVar(&c.DeliveryBackoff, "delivery-backoff", c.DeliveryBackoff, "delays between delivery attempts")
+	fs.BoolVar(&c.Dev, "dev", c.Dev, "generate and print ephemeral development credentials")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long requests in flight may take on shutdown")
+}
+
+// parse reads args into fs, then fills every flag not given from USERHOOK_<FLAG>.
+func parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if given[f.Name] {
+			return
+		}
+		env := "USERHOOK_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(env); v != "" {
+			if err := f.Value.Set(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %v", env, err))
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// IsPostgres says whether the database setting is a PostgreSQL URL.
+func (c Config) IsPostgres() bool {
+	return strings.HasPrefix(c.Database, "postgres://") || strings.HasPrefix(c.Database, "postgresql://")
+}
+
+// ValidateStorage reports every fault of the storage settings.
+func (c Config) ValidateStorage() error {
+	var errs []error
+	switch {
+	case strings.TrimSpace(c.Database) == "":
+		errs = append(errs, errors.New("database: must be a SQLite file path or a postgres:// URL"))
+	case c.IsPostgres():
+		errs = append(errs, errors.New("database: PostgreSQL is not supported by this build yet; use a SQLite file path"))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log-level: %q is not one of debug, info, warn, error", c.LogLevel))
+	}
+	return errors.Join(errs...)
+}
+
+// Validate reports every fault of a serve configuration at once. Secrets are never quoted back.
+func (c Config) Validate() error {
+	errs := []error{c.ValidateStorage()}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("addr: %q is not host:port", c.Addr))
+	}
+	switch {
+	case c.PubSub == "" || c.PubSub == "embedded":
+	case strings.HasPrefix(c.PubSub, "nats://"):
+		errs = append(errs, errors.New("pubsub: NATS JetStream is not supported by this build yet; use embedded"))
+	default:
+		errs = append(errs, fmt.Errorf("pubsub: %q is neither embedded nor a nats:// URL", c.PubSub))
+	}
+	if !c.Dev && c.JWTSecret == "" && c.JWKSURL == "" {
+		errs = append(errs, errors.New("jwt: set USERHOOK_JWT_SECRET (HS256) or USERHOOK_JWKS_URL (RS256/ES256), or run with --dev"))
+	}
+	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
+		errs = append(errs, errors.New("jwt-secret: must be at least 32 bytes for HS256"))
+	}
+	if c.JWKSURL != "" && !strings.HasPrefix(c.JWKSURL, "https://") && !strings.HasPrefix(c.JWKSURL, "http://") {
+		errs = append(errs, errors.New("jwks-url: must be an http(s) URL"))
+	}
+	if _, err := apikey.ParseBootstrap(c.APIKeys); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := parseWebhookSecrets(c.WebhookSecrets); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := parseBackoff(c.DeliveryBackoff); err != nil {
+		errs = append(errs, err)
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, errors.New("shutdown-timeout: must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+func parseWebhookSecrets(s string) ([][]byte, error) {
+	var out [][]byte
+	var errs []error
+	for i, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		raw, ok := strings.CutPrefix(part, "whsec_")
+		b, err := base64.StdEncoding.DecodeString(raw)
+		if !ok || err != nil || len(b) == 0 {
+			errs = append(errs, fmt.Errorf("webhook-secrets: entry %d is not whsec_ followed by base64", i+1))
+			continue
+		}
+		out = append(out, b)
+	}
+	if len(out) > 2 {
+		errs = append(errs, errors.New("webhook-secrets: at most two secrets (current and next, for rotation)"))
+	}
+	return out, errors.Join(errs...)
+}
+
+func parseBackoff(s string) ([]time.Duration, error) {
+	var out []time.Duration
+	for _, part := range strings.Split(s, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(part))
+		if err != nil || d < 0 {
+			return nil, fmt.Errorf("delivery-backoff: %q is not a list of durations like 5s,30s,2m", s)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+func osGetenv(k string) string { return os.Getenv(k) }

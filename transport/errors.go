@@ -1,0 +1,104 @@
+package transport
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/userhook/userhook"
+)
+
+// ErrorBody is the body of every error response (API.md, seed 000).
+type ErrorBody struct {
+	Error     string                `json:"error"`
+	Message   string                `json:"message"`
+	Code      int                   `json:"code"`
+	Details   []userhook.FieldError `json:"details,omitempty"`
+	RequestID string                `json:"requestId"`
+}
+
+// statusOf is the one table from error categories to statuses and default messages.
+var statusOf = []struct {
+	category error
+	status   int
+	message  string
+}{
+	{userhook.ErrInvalid, http.StatusBadRequest, "The request contains invalid parameters or malformed data"},
+	{userhook.ErrUnauthorized, http.StatusUnauthorized, "Authentication is required"},
+	{userhook.ErrForbidden, http.StatusForbidden, "This API key's role does not allow this request"},
+	{userhook.ErrNotFound, http.StatusNotFound, "The resource was not found"},
+	{userhook.ErrConflict, http.StatusConflict, "The request conflicts with the current state"},
+	{userhook.ErrTooLarge, http.StatusRequestEntityTooLarge, "The request body is larger than 1 MiB"},
+	{userhook.ErrRateLimited, http.StatusTooManyRequests, "Too many requests"},
+	{userhook.ErrUnavailable, http.StatusServiceUnavailable, "The service is temporarily unavailable"},
+}
+
+const internalMessage = "An unexpected error occurred on the server"
+
+// errUnsupportedMedia is answered 415.
+var errUnsupportedMedia = errors.New("unsupported media type")
+
+// errorHandler renders every error of every route in the documented shape. Only unexpected errors are
+// logged, with the request id; their text never reaches the client.
+func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
+	return func(err error, c echo.Context) {
+		if c.Response().Committed {
+			return
+		}
+		body := ErrorBody{RequestID: requestID(c)}
+		var fe userhook.FieldErrors
+		var he *echo.HTTPError
+		switch {
+		case errors.As(err, &fe):
+			body.Code, body.Message, body.Details = http.StatusBadRequest, statusOf[0].message, fe
+		case errors.Is(err, errUnsupportedMedia):
+			body.Code, body.Message = http.StatusUnsupportedMediaType, "Content-Type must be application/json"
+		case errors.As(err, &he):
+			body.Code = he.Code
+			body.Message = http.StatusText(he.Code)
+			if m, ok := he.Message.(string); ok && he.Code < 500 {
+				body.Message = m
+			}
+			if he.Code == http.StatusNotFound {
+				body.Message = "No route matches " + c.Request().Method + " " + c.Request().URL.Path
+			}
+			if he.Code == http.StatusRequestEntityTooLarge {
+				body.Message = statusOf[5].message
+			}
+		default:
+			for _, row := range statusOf {
+				if errors.Is(err, row.category) {
+					body.Code, body.Message = row.status, specific(err, row.category, row.message)
+					break
+				}
+			}
+		}
+		if body.Code == 0 || body.Code >= 500 && body.Code != http.StatusServiceUnavailable {
+			log.ErrorContext(c.Request().Context(), "request failed", "request_id", body.RequestID,
+				"method", c.Request().Method, "route", c.Path(), "error", err.Error())
+			body.Code, body.Message = http.StatusInternalServerError, internalMessage
+		}
+		body.Error = http.StatusText(body.Code)
+		if c.Request().Method == http.MethodHead {
+			_ = c.NoContent(body.Code)
+			return
+		}
+		_ = c.JSON(body.Code, body)
+	}
+}
+
+// specific is the message of an error wrapping category: the text after "category: ", which our own code
+// wrote, or the category's default.
+func specific(err, category error, fallback string) string {
+	msg := err.Error()
+	prefix := category.Error() + ": "
+	if i := strings.Index(msg, prefix); i >= 0 {
+		if m := strings.TrimSpace(msg[i+len(prefix):]); m != "" {
+			return strings.ToUpper(m[:1]) + m[1:]
+		}
+	}
+	return fallback
+}

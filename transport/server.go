@@ -1,0 +1,188 @@
+// Package transport is userhook's HTTP surface on Echo: authentication, decoding, thin handlers that build a
+// command and call the service, and one error handler that renders every error in API.md's shape.
+package transport
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/userhook/userhook"
+	"github.com/userhook/userhook/aggregate"
+	"github.com/userhook/userhook/apikey"
+)
+
+// MaxBodyBytes is the largest request body accepted; a larger one is answered 413.
+const MaxBodyBytes = 1 << 20
+
+// Check is one readiness condition.
+type Check struct {
+	Name  string
+	Check func(ctx context.Context) error
+}
+
+// Deps are what the server needs.
+type Deps struct {
+	Users  *aggregate.Service
+	Auth   *Authenticator
+	Logger *slog.Logger
+	// Ready lists what /readyz checks.
+	Ready []Check
+}
+
+// Server is the HTTP API.
+type Server struct {
+	deps Deps
+	echo *echo.Echo
+	log  *slog.Logger
+}
+
+// NewServer builds the routes.
+func NewServer(d Deps) *Server {
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	}
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.Logger.SetOutput(io.Discard)
+	s := &Server{deps: d, echo: e, log: d.Logger}
+	e.HTTPErrorHandler = errorHandler(d.Logger)
+	e.Use(s.requestID, s.accessLog, s.recover)
+
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+
+	e.POST("/users", s.postUsers, d.Auth.Require(apikey.RoleIngest))
+	return s
+}
+
+// Handler is the server's http.Handler.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// Echo exposes the router, for tests that list the routes.
+func (s *Server) Echo() *echo.Echo { return s.echo }
+
+const requestIDKey = "userhook.request_id"
+
+func requestID(c echo.Context) string {
+	if id, ok := c.Get(requestIDKey).(string); ok {
+		return id
+	}
+	return ""
+}
+
+func newRequestID() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return "req_" + hex.EncodeToString(b)
+}
+
+// requestID gives every request an id, in X-Request-Id and in every error body and log line. A caller's own
+// X-Request-Id is not reused: it would let a caller write arbitrary text into the logs.
+func (s *Server) requestID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id := newRequestID()
+		c.Set(requestIDKey, id)
+		c.Response().Header().Set(echo.HeaderXRequestID, id)
+		return next(c)
+	}
+}
+
+// accessLog writes one line per request. It logs no header, no query and no body, so no credential can
+// reach the log.
+func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		route := c.Path()
+		if route == "" {
+			route = "unmatched"
+		}
+		s.log.LogAttrs(c.Request().Context(), slog.LevelInfo, "request",
+			slog.String("request_id", requestID(c)),
+			slog.String("method", c.Request().Method),
+			slog.String("route", route),
+			slog.Int("status", c.Response().Status),
+			slog.Int64("bytes", c.Response().Size),
+			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+		)
+		return nil
+	}
+}
+
+func (s *Server) recover(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				if r == http.ErrAbortHandler {
+					panic(r)
+				}
+				err = fmt.Errorf("panic: %v", r)
+			}
+		}()
+		return next(c)
+	}
+}
+
+// readJSONBody reads a body of at most MaxBodyBytes whose Content-Type, when given, is JSON.
+func readJSONBody(c echo.Context, accepted ...string) ([]byte, error) {
+	req := c.Request()
+	if ct := req.Header.Get(echo.HeaderContentType); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		ok := err == nil && mt == "application/json"
+		for _, a := range accepted {
+			ok = ok || err == nil && mt == a
+		}
+		if !ok {
+			return nil, errUnsupportedMedia
+		}
+	}
+	if req.ContentLength > MaxBodyBytes {
+		return nil, userhook.ErrTooLarge
+	}
+	body, err := io.ReadAll(io.LimitReader(req.Body, MaxBodyBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("%w: reading the body: %v", userhook.ErrInvalid, err)
+	}
+	if len(body) > MaxBodyBytes {
+		return nil, userhook.ErrTooLarge
+	}
+	return body, nil
+}
+
+func (s *Server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+	defer cancel()
+	checks := map[string]string{}
+	status := http.StatusOK
+	for _, ch := range s.deps.Ready {
+		if err := ch.Check(ctx); err != nil {
+			checks[ch.Name] = "failing"
+			status = http.StatusServiceUnavailable
+			s.log.WarnContext(ctx, "readiness check failed", "check", ch.Name, "error", err.Error(), "request_id", requestID(c))
+			continue
+		}
+		checks[ch.Name] = "ok"
+	}
+	word := "ready"
+	if status != http.StatusOK {
+		word = "not ready"
+	}
+	return c.JSON(status, map[string]any{"status": word, "checks": checks})
+}
