@@ -29,10 +29,21 @@ type postUsersResponse struct {
 	Email   string `json:"email"`
 }
 
+// postUsersFields names the body's fields as faults report them.
+var postUsersFields = map[string]string{
+	"detail": "detail", "detail.data": "detail.data", "detail.data.user_name": "email", "detail.data.user_id": "user_id",
+}
+
 // DecodePostUsers parses and validates a POST /users body, reporting every field fault at once.
 func DecodePostUsers(body []byte) (aggregate.Ensure, error) {
 	var req postUsersRequest
 	if err := decodeJSON(body, &req); err != nil {
+		var fe userhook.FieldErrors
+		if errors.As(err, &fe) {
+			for i := range fe {
+				fe[i].Field = postUsersFields[fe[i].Field]
+			}
+		}
 		return aggregate.Ensure{}, err
 	}
 	var fe userhook.FieldErrors

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/userhook/userhook/aggregate"
@@ -71,6 +72,9 @@ type Main struct {
 	http     *http.Server
 	served   chan error
 	cancel   context.CancelFunc
+
+	closeOnce sync.Once
+	closeErr  error
 
 	// DevKey and DevToken are the generated credentials of a --dev run.
 	DevKey   string
@@ -165,7 +169,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		ErrorLog:          slog.NewLogLogger(m.log.Handler(), slog.LevelWarn),
 	}
 	m.served = make(chan error, 1)
-	go func() { m.served <- m.http.Serve(m.listener) }()
+	srv, ln := m.http, m.listener
+	go func() { m.served <- srv.Serve(ln) }()
 	m.log.Info("serving", "addr", m.Addr(), "database", redactDatabase(cfg.Database), "dev", cfg.Dev)
 
 	if cfg.Dev {
@@ -236,6 +241,11 @@ func (m *Main) Wait(ctx context.Context) error {
 // Close stops accepting, lets requests in flight finish, then closes the store (which commits every queued
 // append first) and the database.
 func (m *Main) Close() error {
+	m.closeOnce.Do(func() { m.closeErr = m.close() })
+	return m.closeErr
+}
+
+func (m *Main) close() error {
 	var errs []error
 	if m.http != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)

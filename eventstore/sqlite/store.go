@@ -298,8 +298,8 @@ func (s *Store) LastPosition(ctx context.Context) (int64, error) {
 
 // Ping implements eventstore.Store.
 func (s *Store) Ping(ctx context.Context) error {
-	var one int
-	return s.db.Read.QueryRowContext(ctx, `SELECT 1 FROM events LIMIT 1`).Scan(&one)
+	var n int64
+	return s.db.Read.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM events LIMIT 1)`).Scan(&n)
 }
 
 // Close implements eventstore.Store: it refuses new appends, commits the queued ones and stops the writer.
