@@ -44,8 +44,9 @@ type UserEmailChanged struct {
 // UserProfileUpdated: the name or the profile changed. A nil Name leaves the name as it was; a nil Profile
 // leaves the profile as it was.
 type UserProfileUpdated struct {
-	Name    *string        `json:"name,omitempty"`
-	Profile map[string]any `json:"profile,omitempty"`
+	Name *string `json:"name,omitempty"`
+	// Profile has no omitempty: an empty profile ({}) clears it, an absent one (null) keeps it.
+	Profile map[string]any `json:"profile"`
 }
 
 // UserEmailVerified: the provider verified the user's email address.
