@@ -56,15 +56,27 @@ func (u User) Clone() User {
 func Fold(id string, events []eventstore.Event) (User, error) {
 	u := User{ID: id}
 	for _, e := range events {
-		de, err := Decode(e)
-		if err != nil {
+		if err := u.ApplyStored(e); err != nil {
 			return User{}, err
 		}
-		u.Apply(de, e.OccurredAt)
-		u.Version = e.Version
-		u.Position = e.Position
 	}
 	return u, nil
+}
+
+// ApplyStored applies one stored event of the user's stream and takes its version and position. It fails
+// only when the payload cannot be decoded.
+func (u *User) ApplyStored(e eventstore.Event) error {
+	de, err := Decode(e)
+	if err != nil {
+		return err
+	}
+	if u.ID == "" {
+		u.ID = e.StreamID
+	}
+	u.Apply(de, e.OccurredAt)
+	u.Version = e.Version
+	u.Position = e.Position
+	return nil
 }
 
 // Apply changes the state by one event that occurred at the given time. It never fails.

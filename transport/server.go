@@ -18,6 +18,8 @@ import (
 	"github.com/userhook/userhook"
 	"github.com/userhook/userhook/aggregate"
 	"github.com/userhook/userhook/apikey"
+	"github.com/userhook/userhook/eventstore"
+	"github.com/userhook/userhook/projection"
 )
 
 // MaxBodyBytes is the largest request body accepted; a larger one is answered 413.
@@ -31,9 +33,13 @@ type Check struct {
 
 // Deps are what the server needs.
 type Deps struct {
-	Users  *aggregate.Service
-	Auth   *Authenticator
-	Logger *slog.Logger
+	Users *aggregate.Service
+	Auth  *Authenticator
+	// Reads is the users read model, Tracker its applied position, Events the store for the event feeds.
+	Reads   projection.ReadModel
+	Tracker *projection.Tracker
+	Events  eventstore.Store
+	Logger  *slog.Logger
 	// Ready lists what /readyz checks.
 	Ready []Check
 }
@@ -62,6 +68,12 @@ func NewServer(d Deps) *Server {
 	e.GET("/readyz", s.readyz)
 
 	e.POST("/users", s.postUsers, d.Auth.Require(apikey.RoleIngest))
+
+	read := d.Auth.Require(apikey.RoleRead)
+	e.GET("/users", s.listUsers, read, s.consistent("email", "status", "limit", "cursor"))
+	e.GET("/users/:id", s.getUser, read, s.consistent())
+	e.GET("/users/:id/events", s.userEvents, read, s.consistent())
+	e.GET("/api/events", s.allEvents, read, s.consistent("from", "limit"))
 	return s
 }
 

@@ -16,11 +16,16 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
+
 	"github.com/userhook/userhook/aggregate"
 	"github.com/userhook/userhook/apikey"
 	"github.com/userhook/userhook/eventstore"
 	"github.com/userhook/userhook/eventstore/sqlite"
 	"github.com/userhook/userhook/internal/sqlitedb"
+	"github.com/userhook/userhook/projection"
+	projsqlite "github.com/userhook/userhook/projection/sqlite"
 	"github.com/userhook/userhook/transport"
 )
 
@@ -29,6 +34,7 @@ type storage struct {
 	db     *sqlitedb.DB
 	events eventstore.Store
 	keys   apikey.Store
+	reads  projection.ReadModel
 }
 
 func openStorage(ctx context.Context, cfg Config) (*storage, error) {
@@ -50,7 +56,13 @@ func openStorage(ctx context.Context, cfg Config) (*storage, error) {
 		_ = db.Close()
 		return nil, err
 	}
-	return &storage{db: db, events: events, keys: keys}, nil
+	reads, err := projsqlite.New(ctx, db)
+	if err != nil {
+		_ = events.Close()
+		_ = db.Close()
+		return nil, err
+	}
+	return &storage{db: db, events: events, keys: keys, reads: reads}, nil
 }
 
 func (s *storage) Close() error {
@@ -72,6 +84,11 @@ type Main struct {
 	http     *http.Server
 	served   chan error
 	cancel   context.CancelFunc
+
+	tracker  *projection.Tracker
+	users    *projection.Users
+	pipeline *projection.Pipeline
+	closers  []func() error
 
 	closeOnce sync.Once
 	closeErr  error
@@ -149,11 +166,20 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	if err := m.startProjections(ctx); err != nil {
+		return err
+	}
 	server := transport.NewServer(transport.Deps{
-		Users:  aggregate.NewService(m.storage.events, nil),
-		Auth:   &transport.Authenticator{JWT: verifier, Keys: apikey.NewKeyring(bootstrap, m.storage.keys)},
-		Logger: m.log,
-		Ready:  []transport.Check{{Name: "store", Check: m.storage.events.Ping}},
+		Users:   aggregate.NewService(m.storage.events, nil),
+		Auth:    &transport.Authenticator{JWT: verifier, Keys: apikey.NewKeyring(bootstrap, m.storage.keys)},
+		Logger:  m.log,
+		Reads:   m.storage.reads,
+		Tracker: m.tracker,
+		Events:  m.storage.events,
+		Ready: []transport.Check{
+			{Name: "store", Check: m.storage.events.Ping},
+			{Name: "projection", Check: m.pipeline.Healthy},
+		},
 	})
 
 	m.listener, err = net.Listen("tcp", cfg.Addr)
@@ -225,6 +251,35 @@ curl -sS -X POST %[1]s/users \
 `, m.URL(), m.DevKey, m.DevToken)
 }
 
+// startProjections runs the relay and the users projection on the in-process GoChannel. Publish blocks until
+// the subscriber acked, which keeps the events in position order.
+func (m *Main) startProjections(ctx context.Context) error {
+	pos, err := m.storage.reads.Checkpoint(ctx, projection.UsersProjection)
+	if err != nil {
+		return err
+	}
+	m.tracker = projection.NewTracker(pos)
+	m.users = &projection.Users{Model: m.storage.reads, Tracker: m.tracker}
+	wlog := watermill.NewSlogLogger(m.log.With("component", "gochannel"))
+	pubsub := gochannel.NewGoChannel(gochannel.Config{BlockPublishUntilSubscriberAck: true}, wlog)
+	m.pipeline = &projection.Pipeline{
+		Store:       m.storage.events,
+		Checkpoints: m.storage.reads,
+		Publisher:   pubsub,
+		Subscriber:  pubsub,
+		Logger:      m.log,
+	}
+	m.pipeline.Add(projection.Handler{
+		Name:   projection.UsersProjection,
+		Handle: m.users.Handle,
+		Checkpoint: func(ctx context.Context) (int64, error) {
+			return m.storage.reads.Checkpoint(ctx, projection.UsersProjection)
+		},
+	})
+	m.closers = append(m.closers, pubsub.Close)
+	return m.pipeline.Start(ctx)
+}
+
 // Wait blocks until the server stops on its own (an error) or ctx ends.
 func (m *Main) Wait(ctx context.Context) error {
 	select {
@@ -255,6 +310,14 @@ func (m *Main) close() error {
 		cancel()
 		m.http = nil
 	}
+	if m.pipeline != nil {
+		errs = append(errs, m.pipeline.Close())
+		m.pipeline = nil
+	}
+	for _, c := range m.closers {
+		errs = append(errs, c())
+	}
+	m.closers = nil
 	if m.cancel != nil {
 		m.cancel()
 	}

@@ -1,0 +1,57 @@
+package projection
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/userhook/userhook/eventstore"
+)
+
+// Topic is the Watermill topic of an event: one per event family (stream type).
+func Topic(streamType string) string { return "userhook.events." + streamType }
+
+// UsersTopic carries every UserAggregate event.
+var UsersTopic = Topic("UserAggregate")
+
+type wireEvent struct {
+	ID         string            `json:"id"`
+	StreamID   string            `json:"stream"`
+	StreamType string            `json:"streamType"`
+	Version    int64             `json:"version"`
+	Position   int64             `json:"position"`
+	Type       string            `json:"type"`
+	Data       json.RawMessage   `json:"data"`
+	Metadata   map[string]string `json:"metadata,omitempty"`
+	OccurredAt time.Time         `json:"occurredAt"`
+	RecordedAt time.Time         `json:"recordedAt"`
+}
+
+// NewMessage wraps a stored event in a Watermill message whose UUID is the event id, so a broker that
+// de-duplicates on message id (JetStream) drops a second publish of the same event.
+func NewMessage(e eventstore.Event) (*message.Message, error) {
+	payload, err := json.Marshal(wireEvent(e))
+	if err != nil {
+		return nil, fmt.Errorf("projection: encode %s: %w", e.ID, err)
+	}
+	msg := message.NewMessage(e.ID, payload)
+	msg.Metadata.Set("position", strconv.FormatInt(e.Position, 10))
+	msg.Metadata.Set("stream", e.StreamID)
+	msg.Metadata.Set("type", e.Type)
+	return msg, nil
+}
+
+// EventOf decodes the stored event a message carries.
+func EventOf(msg *message.Message) (eventstore.Event, error) {
+	var w wireEvent
+	if err := json.Unmarshal(msg.Payload, &w); err != nil {
+		return eventstore.Event{}, fmt.Errorf("projection: decode message %s: %w", msg.UUID, err)
+	}
+	if w.ID == "" || w.StreamID == "" || w.Version <= 0 || w.Position <= 0 {
+		return eventstore.Event{}, fmt.Errorf("projection: message %s is not a stored event", msg.UUID)
+	}
+	return eventstore.Event(w), nil
+}

@@ -1,0 +1,160 @@
+package projection
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+
+	"github.com/userhook/userhook/eventstore"
+)
+
+// Handler is one named consumer of the event stream; its name is its checkpoint.
+type Handler struct {
+	Name string
+	// Handle processes one message; an error has it redelivered.
+	Handle message.NoPublishHandlerFunc
+	// Checkpoint reports the handler's own saved position, for the relay's start on a pub/sub that keeps
+	// nothing.
+	Checkpoint func(ctx context.Context) (int64, error)
+}
+
+// Pipeline runs the relay and a Watermill router with the consumers of the event stream.
+type Pipeline struct {
+	Store       eventstore.Store
+	Checkpoints Checkpoints
+	Publisher   message.Publisher
+	Subscriber  message.Subscriber
+	// Durable says the pub/sub keeps messages until every consumer acked (JetStream); when false (GoChannel)
+	// the relay restarts from the lowest consumer checkpoint.
+	Durable bool
+	Logger  *slog.Logger
+	// Poll is the relay's fallback interval.
+	Poll time.Duration
+
+	handlers []Handler
+	router   *message.Router
+	relay    *Relay
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	errMu    sync.Mutex
+	err      error
+}
+
+// Add registers a consumer; call it before Start.
+func (p *Pipeline) Add(h Handler) { p.handlers = append(p.handlers, h) }
+
+// Relay is the running relay (nil before Start).
+func (p *Pipeline) Relay() *Relay { return p.relay }
+
+// Start runs the router, waits until every handler is subscribed, then starts the relay.
+func (p *Pipeline) Start(ctx context.Context) error {
+	log := p.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	wlog := watermill.NewSlogLoggerWithLevelMapping(log.With("component", "watermill"), map[slog.Level]slog.Level{
+		slog.LevelInfo: slog.LevelDebug,
+	})
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, wlog)
+	if err != nil {
+		return err
+	}
+	router.AddMiddleware(
+		middleware.Recoverer,
+		middleware.Retry{MaxRetries: 5, InitialInterval: 10 * time.Millisecond, MaxInterval: time.Second, Multiplier: 2, Logger: wlog}.Middleware,
+	)
+	for _, h := range p.handlers {
+		router.AddConsumerHandler(h.Name, UsersTopic, p.Subscriber, h.Handle)
+	}
+	p.router = router
+	ctx, p.cancel = context.WithCancel(ctx)
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		if err := router.Run(ctx); err != nil {
+			p.fail(fmt.Errorf("router: %w", err))
+		}
+	}()
+	select {
+	case <-router.Running():
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(30 * time.Second):
+		return errors.New("projection: the router did not start within 30 s")
+	}
+
+	p.relay = &Relay{Store: p.Store, Publisher: p.Publisher, Checkpoints: p.Checkpoints, Logger: log.With("component", "relay"), Poll: p.Poll}
+	if !p.Durable {
+		p.relay.Start = p.lowestCheckpoint
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		if err := p.relay.Run(ctx); err != nil {
+			p.fail(fmt.Errorf("relay: %w", err))
+		}
+	}()
+	return nil
+}
+
+func (p *Pipeline) fail(err error) {
+	p.errMu.Lock()
+	defer p.errMu.Unlock()
+	if p.err == nil {
+		p.err = err
+	}
+}
+
+// Healthy reports whether the router and the relay are still running.
+func (p *Pipeline) Healthy(context.Context) error {
+	p.errMu.Lock()
+	err := p.err
+	p.errMu.Unlock()
+	if err != nil {
+		return err
+	}
+	if p.router == nil || !p.router.IsRunning() || p.router.IsClosed() {
+		return errors.New("projection: the router is not running")
+	}
+	return nil
+}
+
+// lowestCheckpoint is where a relay over a non-durable pub/sub starts: the lowest of its own checkpoint and
+// every consumer's, so nothing that a consumer missed before a restart is skipped.
+func (p *Pipeline) lowestCheckpoint(ctx context.Context) (int64, error) {
+	low, err := p.Checkpoints.Checkpoint(ctx, RelayCheckpoint)
+	if err != nil {
+		return 0, err
+	}
+	for _, h := range p.handlers {
+		if h.Checkpoint == nil {
+			return 0, nil
+		}
+		pos, err := h.Checkpoint(ctx)
+		if err != nil {
+			return 0, err
+		}
+		low = min(low, pos)
+	}
+	return low, nil
+}
+
+// Close stops the relay and the router; messages in flight are finished or redelivered later.
+func (p *Pipeline) Close() error {
+	if p.cancel != nil {
+		p.cancel()
+	}
+	var err error
+	if p.router != nil {
+		err = p.router.Close()
+	}
+	p.wg.Wait()
+	return err
+}

@@ -1,0 +1,77 @@
+// Package projection is userhook's read side: the relay that publishes the event store to Watermill in
+// position order, the users projection that a Watermill router runs, the position tracker behind
+// read-your-writes, and replay, which rebuilds the read model from the store.
+//
+// The event store is the outbox. The relay advances its checkpoint only after Watermill acknowledged a
+// publish; each projection writes its row change and its own checkpoint in one transaction and skips an event
+// whose version the row already has, so a crash anywhere repeats work and never loses it.
+package projection
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/userhook/userhook/aggregate"
+)
+
+// UsersProjection is the name of the users projection: its Watermill handler name and its checkpoint.
+// Never rename it: a new name starts from position 0.
+const UsersProjection = "users-projection"
+
+// RelayCheckpoint is the relay's checkpoint name.
+const RelayCheckpoint = "relay"
+
+// ErrGap is returned when an event's version is more than one past the row's: an earlier event has not been
+// applied yet, so the message fails and is redelivered.
+var ErrGap = errors.New("projection: gap in the user's stream")
+
+// ListFilter selects users for GET /users.
+type ListFilter struct {
+	Email  string
+	Status string
+	// After is the user id the previous page ended at; users come in user id order.
+	After string
+	Limit int
+}
+
+// Checkpoints keeps named positions.
+type Checkpoints interface {
+	// Checkpoint returns the saved position of name, 0 when none was saved.
+	Checkpoint(ctx context.Context, name string) (int64, error)
+	// SaveCheckpoint records position for name; a smaller position than the saved one is ignored.
+	SaveCheckpoint(ctx context.Context, name string, position int64) error
+}
+
+// ReadModel is the users table and the checkpoints of the projections that write it.
+type ReadModel interface {
+	Checkpoints
+	// Update runs fn on the current row of userID (a zero User with that ID when there is none) in one
+	// transaction; when fn reports a change the row is written, and in any case the checkpoint of name
+	// advances to position.
+	Update(ctx context.Context, name string, position int64, userID string, fn func(u *aggregate.User) (bool, error)) error
+	// Get returns one user; an error matching userhook.ErrNotFound when there is none.
+	Get(ctx context.Context, userID string) (aggregate.User, error)
+	// List returns a page of users in user id order.
+	List(ctx context.Context, f ListFilter) ([]aggregate.User, error)
+	// Rebuild replaces every row with users in one transaction and sets the checkpoint of name to position.
+	Rebuild(ctx context.Context, name string, position int64, users []aggregate.User) error
+	// Rows returns every row in a canonical text form, in user id order, to compare read models.
+	Rows(ctx context.Context) ([]string, error)
+}
+
+// Summary is what a replay did.
+type Summary struct {
+	Events   int64
+	Users    int
+	Position int64
+	Elapsed  time.Duration
+}
+
+// Rate is events per second.
+func (s Summary) Rate() float64 {
+	if s.Elapsed <= 0 {
+		return 0
+	}
+	return float64(s.Events) / s.Elapsed.Seconds()
+}

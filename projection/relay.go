@@ -1,0 +1,109 @@
+package projection
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/userhook/userhook/eventstore"
+)
+
+// Relay publishes the event store to Watermill in position order. It reads after its checkpoint, publishes
+// each event, and saves the checkpoint only once the publisher acknowledged (with the in-process GoChannel,
+// once every subscriber acked). A crash repeats the last batch; subscribers skip what they already have.
+type Relay struct {
+	Store       eventstore.Store
+	Publisher   message.Publisher
+	Checkpoints Checkpoints
+	Logger      *slog.Logger
+	// Start, when set, picks the first position to publish after instead of the relay's checkpoint. With a
+	// pub/sub that keeps nothing (GoChannel) it is the lowest checkpoint of the subscribers, since what was
+	// published and not yet applied before a restart is gone from memory.
+	Start func(ctx context.Context) (int64, error)
+	// Batch is how many events one read takes (256 when zero).
+	Batch int
+	// Poll is the fallback interval for stores without commit notifications, or written by other processes.
+	Poll time.Duration
+
+	position atomic.Int64
+}
+
+// Position is the position of the last event the relay published.
+func (r *Relay) Position() int64 { return r.position.Load() }
+
+// Run publishes until ctx ends. A failed publish is retried after a pause; nothing is skipped.
+func (r *Relay) Run(ctx context.Context) error {
+	batch := r.Batch
+	if batch <= 0 {
+		batch = 256
+	}
+	poll := r.Poll
+	if poll <= 0 {
+		poll = time.Second
+	}
+	log := r.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	after, err := r.startPosition(ctx)
+	if err != nil {
+		return err
+	}
+	r.position.Store(after)
+	notifier, _ := r.Store.(eventstore.Notifier)
+	for {
+		var committed <-chan struct{}
+		if notifier != nil {
+			committed = notifier.Committed()
+		}
+		events, err := r.Store.ReadAll(ctx, after, batch)
+		if err == nil && len(events) > 0 {
+			err = r.publish(events)
+		}
+		if err == nil && len(events) > 0 {
+			last := events[len(events)-1].Position
+			if err = r.Checkpoints.SaveCheckpoint(ctx, RelayCheckpoint, last); err == nil {
+				after = last
+				r.position.Store(after)
+				continue
+			}
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			log.Error("relay failed, retrying", "after", after, "error", err.Error())
+			committed = nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-committed:
+		case <-time.After(poll):
+		}
+	}
+}
+
+func (r *Relay) startPosition(ctx context.Context) (int64, error) {
+	if r.Start != nil {
+		return r.Start(ctx)
+	}
+	return r.Checkpoints.Checkpoint(ctx, RelayCheckpoint)
+}
+
+func (r *Relay) publish(events []eventstore.Event) error {
+	for _, e := range events {
+		msg, err := NewMessage(e)
+		if err != nil {
+			return err
+		}
+		if err := r.Publisher.Publish(Topic(e.StreamType), msg); err != nil {
+			return errors.Join(errors.New("projection: publish"), err)
+		}
+	}
+	return nil
+}

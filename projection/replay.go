@@ -1,0 +1,72 @@
+package projection
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/userhook/userhook/aggregate"
+	"github.com/userhook/userhook/eventstore"
+)
+
+// ReplayPage is how many events replay reads at a time.
+const ReplayPage = 10000
+
+// Replay rebuilds the users read model from the whole event store: it folds every event into its user in
+// memory, then writes each user once, in user id order, into a fresh table that replaces the old one in the
+// same transaction as the projection's checkpoint. progress, when set, is told the events folded so far and
+// the store's last position at the start.
+func Replay(ctx context.Context, store eventstore.Store, model ReadModel, progress func(done, total int64)) (Summary, error) {
+	start := time.Now()
+	total, err := store.LastPosition(ctx)
+	if err != nil {
+		return Summary{}, err
+	}
+	users := map[string]*aggregate.User{}
+	var sum Summary
+	after := int64(0)
+	for {
+		page, err := store.ReadAll(ctx, after, ReplayPage)
+		if err != nil {
+			return Summary{}, err
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, e := range page {
+			if e.StreamType != aggregate.StreamType {
+				continue
+			}
+			u := users[e.StreamID]
+			if u == nil {
+				u = &aggregate.User{ID: e.StreamID}
+				users[e.StreamID] = u
+			}
+			if e.Version != u.Version+1 {
+				return Summary{}, fmt.Errorf("%w: %s at version %d, event %s has %d", ErrGap, e.StreamID, u.Version, e.ID, e.Version)
+			}
+			if err := u.ApplyStored(e); err != nil {
+				return Summary{}, err
+			}
+		}
+		sum.Events += int64(len(page))
+		after = page[len(page)-1].Position
+		if progress != nil {
+			progress(sum.Events, total)
+		}
+	}
+	rows := make([]aggregate.User, 0, len(users))
+	for _, u := range users {
+		rows = append(rows, *u)
+	}
+	users = nil
+	sort.Slice(rows, func(i, j int) bool { return rows[i].ID < rows[j].ID })
+	if err := model.Rebuild(ctx, UsersProjection, after, rows); err != nil {
+		return Summary{}, err
+	}
+	sum.Users = len(rows)
+	sum.Position = after
+	sum.Elapsed = time.Since(start)
+	return sum, nil
+}

@@ -1,0 +1,306 @@
+// Package sqlite is the users read model and the projection checkpoints in the embedded SQLite database.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+	"time"
+
+	"github.com/userhook/userhook"
+	"github.com/userhook/userhook/aggregate"
+	"github.com/userhook/userhook/internal/sqlitedb"
+	"github.com/userhook/userhook/projection"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+var _ projection.ReadModel = (*ReadModel)(nil)
+
+// ReadModel is the SQLite users table.
+type ReadModel struct{ db *sqlitedb.DB }
+
+// New migrates the read-model tables of db.
+func New(ctx context.Context, db *sqlitedb.DB) (*ReadModel, error) {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Migrate(ctx, "readmodel", sub); err != nil {
+		return nil, err
+	}
+	return &ReadModel{db: db}, nil
+}
+
+const userColumns = `user_id, email, email_verified, name, status, profile, created_at, updated_at, version, position`
+
+type scanner interface{ Scan(...any) error }
+
+func scanUser(r scanner) (aggregate.User, error) {
+	var u aggregate.User
+	var verified int
+	var status, profile string
+	var created, updated int64
+	if err := r.Scan(&u.ID, &u.Email, &verified, &u.Name, &status, &profile, &created, &updated, &u.Version, &u.Position); err != nil {
+		return aggregate.User{}, err
+	}
+	u.EmailVerified = verified != 0
+	u.Status = aggregate.Status(status)
+	if profile != "" && profile != "{}" {
+		if err := json.Unmarshal([]byte(profile), &u.Profile); err != nil {
+			return aggregate.User{}, fmt.Errorf("readmodel: profile of %s: %w", u.ID, err)
+		}
+	}
+	u.CreatedAt = fromNanos(created)
+	u.UpdatedAt = fromNanos(updated)
+	return u, nil
+}
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+func toNanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// values is the row of u, in userColumns order.
+func values(u aggregate.User) ([]any, error) {
+	profile := "{}"
+	if len(u.Profile) > 0 {
+		b, err := json.Marshal(u.Profile)
+		if err != nil {
+			return nil, err
+		}
+		profile = string(b)
+	}
+	status := u.Status
+	if status == "" {
+		status = aggregate.StatusActive
+	}
+	verified := 0
+	if u.EmailVerified {
+		verified = 1
+	}
+	return []any{u.ID, u.Email, verified, u.Name, string(status), profile, toNanos(u.CreatedAt), toNanos(u.UpdatedAt), u.Version, u.Position}, nil
+}
+
+const upsertUser = `INSERT INTO users (` + userColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (user_id) DO UPDATE SET email = excluded.email, email_verified = excluded.email_verified,
+	name = excluded.name, status = excluded.status, profile = excluded.profile, created_at = excluded.created_at,
+	updated_at = excluded.updated_at, version = excluded.version, position = excluded.position`
+
+const upsertCheckpoint = `INSERT INTO checkpoints (name, position) VALUES (?, ?)
+	ON CONFLICT (name) DO UPDATE SET position = MAX(position, excluded.position)`
+
+// Update implements projection.ReadModel.
+func (m *ReadModel) Update(ctx context.Context, name string, position int64, userID string, fn func(u *aggregate.User) (bool, error)) error {
+	tx, err := m.db.Write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("readmodel: begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	u, err := scanUser(tx.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE user_id = ?`, userID))
+	if errors.Is(err, sql.ErrNoRows) {
+		u, err = aggregate.User{ID: userID}, nil
+	}
+	if err != nil {
+		return fmt.Errorf("readmodel: read %s: %w", userID, err)
+	}
+	changed, err := fn(&u)
+	if err != nil {
+		return err
+	}
+	if changed {
+		vals, err := values(u)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, upsertUser, vals...); err != nil {
+			return fmt.Errorf("readmodel: write %s: %w", userID, err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, upsertCheckpoint, name, position); err != nil {
+		return fmt.Errorf("readmodel: checkpoint: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("readmodel: commit: %w", err)
+	}
+	return nil
+}
+
+// Checkpoint implements projection.Checkpoints.
+func (m *ReadModel) Checkpoint(ctx context.Context, name string) (int64, error) {
+	var pos int64
+	err := m.db.Read.QueryRowContext(ctx, `SELECT position FROM checkpoints WHERE name = ?`, name).Scan(&pos)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("readmodel: checkpoint %s: %w", name, err)
+	}
+	return pos, nil
+}
+
+// SaveCheckpoint implements projection.Checkpoints.
+func (m *ReadModel) SaveCheckpoint(ctx context.Context, name string, position int64) error {
+	if _, err := m.db.Write.ExecContext(ctx, upsertCheckpoint, name, position); err != nil {
+		return fmt.Errorf("readmodel: save checkpoint %s: %w", name, err)
+	}
+	return nil
+}
+
+// Get implements projection.ReadModel.
+func (m *ReadModel) Get(ctx context.Context, userID string) (aggregate.User, error) {
+	u, err := scanUser(m.db.Read.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE user_id = ?`, userID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return aggregate.User{}, fmt.Errorf("%w: no user %q", userhook.ErrNotFound, userID)
+	}
+	if err != nil {
+		return aggregate.User{}, fmt.Errorf("readmodel: get: %w", err)
+	}
+	return u, nil
+}
+
+// List implements projection.ReadModel.
+func (m *ReadModel) List(ctx context.Context, f projection.ListFilter) ([]aggregate.User, error) {
+	var where []string
+	var args []any
+	if f.Email != "" {
+		where = append(where, `email = ? COLLATE NOCASE`)
+		args = append(args, f.Email)
+	}
+	if f.Status != "" {
+		where = append(where, `status = ?`)
+		args = append(args, f.Status)
+	}
+	if f.After != "" {
+		where = append(where, `user_id > ?`)
+		args = append(args, f.After)
+	}
+	q := `SELECT ` + userColumns + ` FROM users`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, ` AND `)
+	}
+	q += ` ORDER BY user_id LIMIT ?`
+	args = append(args, f.Limit)
+	rows, err := m.db.Read.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("readmodel: list: %w", err)
+	}
+	defer rows.Close()
+	out := []aggregate.User{}
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, fmt.Errorf("readmodel: list: %w", err)
+		}
+		out = append(out, u)
+	}
+	return out, rows.Err()
+}
+
+// Rebuild implements projection.ReadModel: a fresh table built from users replaces the old one, with the
+// checkpoint, in one transaction; readers see the old table until it commits.
+func (m *ReadModel) Rebuild(ctx context.Context, name string, position int64, users []aggregate.User) error {
+	tx, err := m.db.Write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("readmodel: begin rebuild: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	var tableSQL string
+	if err := tx.QueryRowContext(ctx, `SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'users'`).Scan(&tableSQL); err != nil {
+		return fmt.Errorf("readmodel: users schema: %w", err)
+	}
+	indexSQL, err := indexes(ctx, tx)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `DROP TABLE IF EXISTS users_rebuild`); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, strings.Replace(tableSQL, "users", "users_rebuild", 1)); err != nil {
+		return fmt.Errorf("readmodel: create rebuild table: %w", err)
+	}
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO users_rebuild (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for _, u := range users {
+		vals, err := values(u)
+		if err != nil {
+			return err
+		}
+		if _, err := stmt.ExecContext(ctx, vals...); err != nil {
+			return fmt.Errorf("readmodel: rebuild %s: %w", u.ID, err)
+		}
+	}
+	for _, q := range []string{`DROP TABLE users`, `ALTER TABLE users_rebuild RENAME TO users`} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("readmodel: swap: %w", err)
+		}
+	}
+	for _, q := range indexSQL {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("readmodel: index: %w", err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO checkpoints (name, position) VALUES (?, ?)
+		ON CONFLICT (name) DO UPDATE SET position = excluded.position`, name, position); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func indexes(ctx context.Context, tx *sql.Tx) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'users' AND sql IS NOT NULL ORDER BY name`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var q string
+		if err := rows.Scan(&q); err != nil {
+			return nil, err
+		}
+		out = append(out, q)
+	}
+	return out, rows.Err()
+}
+
+// Rows implements projection.ReadModel: each row's stored values as SQL literals (SQLite's quote()), so two
+// read models compare byte for byte.
+func (m *ReadModel) Rows(ctx context.Context) ([]string, error) {
+	cols := strings.Split(userColumns, ", ")
+	for i, c := range cols {
+		cols[i] = "quote(" + c + ")"
+	}
+	rows, err := m.db.Read.QueryContext(ctx, `SELECT `+strings.Join(cols, ` || ',' || `)+` FROM users ORDER BY user_id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			return nil, err
+		}
+		out = append(out, line)
+	}
+	return out, rows.Err()
+}

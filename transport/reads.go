@@ -1,0 +1,242 @@
+package transport
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/userhook/userhook"
+	"github.com/userhook/userhook/aggregate"
+	"github.com/userhook/userhook/eventstore"
+	"github.com/userhook/userhook/projection"
+)
+
+// MaxWait bounds how long a read with minPosition waits for the projection.
+const MaxWait = 5 * time.Second
+
+// MaxPageSize is the largest page of users or events.
+const MaxPageSize = 1000
+
+// DefaultPageSize is the page size when limit is not given.
+const DefaultPageSize = 100
+
+// userBody is a user of the read model as the API shows it.
+type userBody struct {
+	UserID        string         `json:"userId"`
+	Email         string         `json:"email"`
+	EmailVerified bool           `json:"emailVerified"`
+	Name          string         `json:"name"`
+	Status        string         `json:"status"`
+	Profile       map[string]any `json:"profile"`
+	CreatedAt     *time.Time     `json:"createdAt"`
+	UpdatedAt     *time.Time     `json:"updatedAt"`
+	Version       int64          `json:"version"`
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func toUserBody(u aggregate.User) userBody {
+	profile := u.Profile
+	if profile == nil {
+		profile = map[string]any{}
+	}
+	return userBody{
+		UserID: u.ID, Email: u.Email, EmailVerified: u.EmailVerified, Name: u.Name, Status: string(u.Status),
+		Profile: profile, CreatedAt: timePtr(u.CreatedAt), UpdatedAt: timePtr(u.UpdatedAt), Version: u.Version,
+	}
+}
+
+type eventBody struct {
+	Position   int64           `json:"position"`
+	UserID     string          `json:"userId,omitempty"`
+	Version    int64           `json:"version"`
+	Type       string          `json:"type"`
+	EventID    string          `json:"eventId"`
+	OccurredAt time.Time       `json:"occurredAt"`
+	RecordedAt time.Time       `json:"recordedAt"`
+	Data       json.RawMessage `json:"data"`
+}
+
+func toEventBody(e eventstore.Event, withUser bool) eventBody {
+	b := eventBody{Position: e.Position, Version: e.Version, Type: e.Type, EventID: e.ID,
+		OccurredAt: e.OccurredAt, RecordedAt: e.RecordedAt, Data: e.Data}
+	if withUser {
+		b.UserID = e.StreamID
+	}
+	return b
+}
+
+// consistent is middleware for every read: it answers X-Projection-Position and, when the caller asks for
+// minPosition (query) or X-Min-Position (header), first waits up to MaxWait for the projection to reach it.
+func (s *Server) consistent(allowed ...string) echo.MiddlewareFunc {
+	allowedSet := map[string]bool{"minPosition": true}
+	for _, a := range allowed {
+		allowedSet[a] = true
+	}
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			tracker := s.deps.Tracker
+			c.Response().Header().Set("X-Projection-Position", strconv.FormatInt(tracker.Position(), 10))
+			var fe userhook.FieldErrors
+			for name := range c.QueryParams() {
+				if !allowedSet[name] {
+					fe.Add(name, "unknown query parameter")
+				}
+			}
+			if err := fe.Err(); err != nil {
+				return err
+			}
+			raw := c.QueryParam("minPosition")
+			if raw == "" {
+				raw = c.Request().Header.Get("X-Min-Position")
+			}
+			if raw != "" {
+				want, err := strconv.ParseInt(raw, 10, 64)
+				if err != nil || want < 0 {
+					return userhook.FieldErrors{{Field: "minPosition", Message: "must be a non-negative integer"}}
+				}
+				ctx, cancel := context.WithTimeout(c.Request().Context(), MaxWait)
+				pos, err := tracker.WaitFor(ctx, want)
+				cancel()
+				c.Response().Header().Set("X-Projection-Position", strconv.FormatInt(pos, 10))
+				if err != nil {
+					c.Response().Header().Set("Retry-After", "1")
+					return fmt.Errorf("%w: the read model has applied position %d, not yet %d", userhook.ErrUnavailable, pos, want)
+				}
+			}
+			return next(c)
+		}
+	}
+}
+
+func userIDParam(c echo.Context) (string, error) {
+	id, err := url.PathUnescape(c.Param("id"))
+	if err != nil {
+		return "", userhook.FieldErrors{{Field: "id", Message: "is not a valid path segment"}}
+	}
+	if msg := aggregate.CheckUserID(id); msg != "" {
+		return "", userhook.FieldErrors{{Field: "id", Message: msg}}
+	}
+	return id, nil
+}
+
+func (s *Server) getUser(c echo.Context) error {
+	id, err := userIDParam(c)
+	if err != nil {
+		return err
+	}
+	u, err := s.deps.Reads.Get(c.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, toUserBody(u))
+}
+
+func limitParam(c echo.Context, fe *userhook.FieldErrors) int {
+	raw := c.QueryParam("limit")
+	if raw == "" {
+		return DefaultPageSize
+	}
+	n, err := strconv.Atoi(raw)
+	if err != nil || n < 1 || n > MaxPageSize {
+		fe.Add("limit", fmt.Sprintf("must be an integer from 1 to %d", MaxPageSize))
+	}
+	return n
+}
+
+func (s *Server) listUsers(c echo.Context) error {
+	var fe userhook.FieldErrors
+	f := projection.ListFilter{Email: c.QueryParam("email"), Status: c.QueryParam("status")}
+	f.Limit = limitParam(c, &fe)
+	switch f.Status {
+	case "", string(aggregate.StatusActive), string(aggregate.StatusDeleted):
+	default:
+		fe.Add("status", "must be active or deleted")
+	}
+	if cur := c.QueryParam("cursor"); cur != "" {
+		b, err := base64.RawURLEncoding.DecodeString(cur)
+		if err != nil || len(b) == 0 {
+			fe.Add("cursor", "is not a cursor this API returned")
+		}
+		f.After = string(b)
+	}
+	if err := fe.Err(); err != nil {
+		return err
+	}
+	// One more row than asked tells whether another page follows.
+	want := f.Limit
+	f.Limit++
+	users, err := s.deps.Reads.List(c.Request().Context(), f)
+	if err != nil {
+		return err
+	}
+	var next *string
+	if len(users) > want {
+		users = users[:want]
+		cur := base64.RawURLEncoding.EncodeToString([]byte(users[want-1].ID))
+		next = &cur
+	}
+	out := make([]userBody, len(users))
+	for i, u := range users {
+		out[i] = toUserBody(u)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"users": out, "nextCursor": next})
+}
+
+func (s *Server) userEvents(c echo.Context) error {
+	id, err := userIDParam(c)
+	if err != nil {
+		return err
+	}
+	events, err := s.deps.Events.Load(c.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	if len(events) == 0 {
+		return fmt.Errorf("%w: no user %q", userhook.ErrNotFound, id)
+	}
+	out := make([]eventBody, len(events))
+	for i, e := range events {
+		out[i] = toEventBody(e, false)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"userId": id, "events": out})
+}
+
+func (s *Server) allEvents(c echo.Context) error {
+	var fe userhook.FieldErrors
+	limit := limitParam(c, &fe)
+	from := int64(1)
+	if raw := c.QueryParam("from"); raw != "" {
+		n, err := strconv.ParseInt(raw, 10, 64)
+		if err != nil || n < 0 {
+			fe.Add("from", "must be a non-negative integer")
+		}
+		from = max(n, 1)
+	}
+	if err := fe.Err(); err != nil {
+		return err
+	}
+	events, err := s.deps.Events.ReadAll(c.Request().Context(), from-1, limit)
+	if err != nil {
+		return err
+	}
+	out := make([]eventBody, len(events))
+	next := from
+	for i, e := range events {
+		out[i] = toEventBody(e, true)
+		next = e.Position + 1
+	}
+	return c.JSON(http.StatusOK, map[string]any{"events": out, "nextFrom": next})
+}
