@@ -58,7 +58,8 @@ func toUserBody(u aggregate.User) userBody {
 	}
 }
 
-type eventBody struct {
+// EventBody is a stored event as the API and `userhook events` show it.
+type EventBody struct {
 	Position   int64           `json:"position"`
 	UserID     string          `json:"userId,omitempty"`
 	Version    int64           `json:"version"`
@@ -69,8 +70,9 @@ type eventBody struct {
 	Data       json.RawMessage `json:"data"`
 }
 
-func toEventBody(e eventstore.Event, withUser bool) eventBody {
-	b := eventBody{Position: e.Position, Version: e.Version, Type: e.Type, EventID: e.ID,
+// ToEventBody renders a stored event; withUser adds its user id (for feeds across users).
+func ToEventBody(e eventstore.Event, withUser bool) EventBody {
+	b := EventBody{Position: e.Position, Version: e.Version, Type: e.Type, EventID: e.ID,
 		OccurredAt: e.OccurredAt, RecordedAt: e.RecordedAt, Data: e.Data}
 	if withUser {
 		b.UserID = e.StreamID
@@ -207,9 +209,9 @@ func (s *Server) userEvents(c echo.Context) error {
 	if len(events) == 0 {
 		return fmt.Errorf("%w: no user %q", userhook.ErrNotFound, id)
 	}
-	out := make([]eventBody, len(events))
+	out := make([]EventBody, len(events))
 	for i, e := range events {
-		out[i] = toEventBody(e, false)
+		out[i] = ToEventBody(e, false)
 	}
 	return c.JSON(http.StatusOK, map[string]any{"userId": id, "events": out})
 }
@@ -232,10 +234,10 @@ func (s *Server) allEvents(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := make([]eventBody, len(events))
+	out := make([]EventBody, len(events))
 	next := from
 	for i, e := range events {
-		out[i] = toEventBody(e, true)
+		out[i] = ToEventBody(e, true)
 		next = e.Position + 1
 	}
 	return c.JSON(http.StatusOK, map[string]any{"events": out, "nextFrom": next})

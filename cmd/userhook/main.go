@@ -6,6 +6,8 @@
 //	userhook apikey list
 //	userhook apikey revoke ID
 //	userhook token --sub SUBJECT [--ttl 1h]
+//	userhook replay
+//	userhook events [--stream USER_ID] [--from POSITION] [--follow]
 //
 // Every flag has an environment variable USERHOOK_<FLAG>; a flag wins over the variable.
 package main
@@ -35,6 +37,8 @@ commands:
   apikey list                                         list API keys
   apikey revoke ID                                    revoke an API key
   token --sub SUBJECT [--ttl 1h]                      print an HS256 JWT signed with the configured secret
+  replay                                              rebuild the users read model from the event store
+  events [--stream USER_ID] [--from N] [--follow]     print stored events as JSON lines, in global order
 
 Every flag has an environment variable USERHOOK_<FLAG>; run "userhook <command> -h" for its flags.
 `
@@ -65,6 +69,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return cmdAPIKey(ctx, cfg, args[1:], getenv, stdout, stderr)
 	case "token":
 		return cmdToken(cfg, args[1:], getenv, stdout, stderr)
+	case "replay":
+		return cmdReplay(ctx, cfg, args[1:], getenv, stdout, stderr)
+	case "events":
+		return cmdEvents(ctx, cfg, args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
