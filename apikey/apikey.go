@@ -117,7 +117,8 @@ func ParseBootstrap(s string) ([]Bootstrap, error) {
 		key, role := part[:at], part[at+1:]
 		r, err := ParseRole(role)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("USERHOOK_API_KEYS entry %d: %v", i+1, err))
+			// The role text is not quoted: in a "ROLE:KEY" slip it is the key.
+			errs = append(errs, fmt.Errorf("USERHOOK_API_KEYS entry %d: the role after the last ':' is not one of ingest, read, admin", i+1))
 			continue
 		}
 		if len(key) < 16 {

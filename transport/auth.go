@@ -107,7 +107,12 @@ func (v *JWTVerifier) Verify(raw string) (jwt.MapClaims, error) {
 	case errors.Is(err, jwt.ErrTokenNotValidYet):
 		reason = "bearer token is not valid yet"
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-		reason = "bearer token lacks a required claim (exp)"
+		reason = "bearer token lacks a required claim"
+		for _, claim := range []string{"exp", "iss", "aud"} {
+			if strings.Contains(err.Error(), claim+" claim is required") {
+				reason += " (" + claim + ")"
+			}
+		}
 	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
 		reason = "bearer token has the wrong issuer"
 	case errors.Is(err, jwt.ErrTokenInvalidAudience):

@@ -80,8 +80,22 @@ func ToEventBody(e eventstore.Event, withUser bool) EventBody {
 	return b
 }
 
-// consistent is middleware for every read: it answers X-Projection-Position and, when the caller asks for
-// minPosition (query) or X-Min-Position (header), first waits up to MaxWait for the projection to reach it.
+const faultsKey = "userhook.query_faults"
+
+// queryFaults is the list of query faults of a read; consistent starts it and each handler adds its own, so
+// every fault is reported at once.
+func queryFaults(c echo.Context) *userhook.FieldErrors {
+	if fe, ok := c.Get(faultsKey).(*userhook.FieldErrors); ok {
+		return fe
+	}
+	fe := &userhook.FieldErrors{}
+	c.Set(faultsKey, fe)
+	return fe
+}
+
+// consistent is middleware for every read: it answers X-Projection-Position, refuses unknown query
+// parameters and, when the caller asks for minPosition (query) or X-Min-Position (header), first waits up to
+// MaxWait for the projection to reach it.
 func (s *Server) consistent(allowed ...string) echo.MiddlewareFunc {
 	allowedSet := map[string]bool{"minPosition": true}
 	for _, a := range allowed {
@@ -91,24 +105,21 @@ func (s *Server) consistent(allowed ...string) echo.MiddlewareFunc {
 		return func(c echo.Context) error {
 			tracker := s.deps.Tracker
 			c.Response().Header().Set("X-Projection-Position", strconv.FormatInt(tracker.Position(), 10))
-			var fe userhook.FieldErrors
+			fe := queryFaults(c)
 			for name := range c.QueryParams() {
 				if !allowedSet[name] {
 					fe.Add(name, "unknown query parameter")
 				}
 			}
-			if err := fe.Err(); err != nil {
-				return err
-			}
 			raw := c.QueryParam("minPosition")
 			if raw == "" {
 				raw = c.Request().Header.Get("X-Min-Position")
 			}
-			if raw != "" {
-				want, err := strconv.ParseInt(raw, 10, 64)
-				if err != nil || want < 0 {
-					return userhook.FieldErrors{{Field: "minPosition", Message: "must be a non-negative integer"}}
-				}
+			want, err := strconv.ParseInt(raw, 10, 64)
+			if raw != "" && (err != nil || want < 0) {
+				fe.Add("minPosition", "must be a non-negative integer")
+			}
+			if raw != "" && len(*fe) == 0 {
 				ctx, cancel := context.WithTimeout(c.Request().Context(), MaxWait)
 				pos, err := tracker.WaitFor(ctx, want)
 				cancel()
@@ -124,14 +135,14 @@ func (s *Server) consistent(allowed ...string) echo.MiddlewareFunc {
 }
 
 func userIDParam(c echo.Context) (string, error) {
+	fe := queryFaults(c)
 	id, err := url.PathUnescape(c.Param("id"))
 	if err != nil {
-		return "", userhook.FieldErrors{{Field: "id", Message: "is not a valid path segment"}}
+		fe.Add("id", "is not a valid path segment")
+	} else if msg := aggregate.CheckUserID(id); msg != "" {
+		fe.Add("id", msg)
 	}
-	if msg := aggregate.CheckUserID(id); msg != "" {
-		return "", userhook.FieldErrors{{Field: "id", Message: msg}}
-	}
-	return id, nil
+	return id, fe.Err()
 }
 
 func (s *Server) getUser(c echo.Context) error {
@@ -159,9 +170,9 @@ func limitParam(c echo.Context, fe *userhook.FieldErrors) int {
 }
 
 func (s *Server) listUsers(c echo.Context) error {
-	var fe userhook.FieldErrors
+	fe := queryFaults(c)
 	f := projection.ListFilter{Email: c.QueryParam("email"), Status: c.QueryParam("status")}
-	f.Limit = limitParam(c, &fe)
+	f.Limit = limitParam(c, fe)
 	switch f.Status {
 	case "", string(aggregate.StatusActive), string(aggregate.StatusDeleted):
 	default:
@@ -217,8 +228,8 @@ func (s *Server) userEvents(c echo.Context) error {
 }
 
 func (s *Server) allEvents(c echo.Context) error {
-	var fe userhook.FieldErrors
-	limit := limitParam(c, &fe)
+	fe := queryFaults(c)
+	limit := limitParam(c, fe)
 	from := int64(1)
 	if raw := c.QueryParam("from"); raw != "" {
 		n, err := strconv.ParseInt(raw, 10, 64)

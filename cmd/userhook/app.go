@@ -77,6 +77,8 @@ type Main struct {
 	// Stdout receives the documented output (the --dev credentials); Stderr the JSON logs.
 	Stdout io.Writer
 	Stderr io.Writer
+	// Now is the clock that stamps events whose provider sent no time (time.Now when nil); golden tests fix it.
+	Now func() time.Time
 
 	log      *slog.Logger
 	storage  *storage
@@ -170,7 +172,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	server := transport.NewServer(transport.Deps{
-		Users:   aggregate.NewService(m.storage.events, nil),
+		Users:   aggregate.NewService(m.storage.events, m.Now),
 		Auth:    &transport.Authenticator{JWT: verifier, Keys: apikey.NewKeyring(bootstrap, m.storage.keys)},
 		Logger:  m.log,
 		Reads:   m.storage.reads,

@@ -74,9 +74,24 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 }
 
 // parse reads args into fs, then fills every flag not given from USERHOOK_<FLAG>.
+// Flags may come before or after positional arguments (`apikey revoke ID --database PATH`); the positional
+// ones are left in fs.Args().
 func parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
-	if err := fs.Parse(args); err != nil {
-		return err
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(positional) > 0 {
+		if err := fs.Parse(append([]string{"--"}, positional...)); err != nil {
+			return err
+		}
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
