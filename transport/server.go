@@ -42,6 +42,8 @@ type Deps struct {
 	Logger  *slog.Logger
 	// Ready lists what /readyz checks.
 	Ready []Check
+	// Positions reports, for /readyz, how far the store, the relay and each projection are.
+	Positions func(ctx context.Context) (map[string]int64, error)
 }
 
 // Server is the HTTP API.
@@ -196,5 +198,14 @@ func (s *Server) readyz(c echo.Context) error {
 	if status != http.StatusOK {
 		word = "not ready"
 	}
-	return c.JSON(status, map[string]any{"status": word, "checks": checks})
+	body := map[string]any{"status": word, "checks": checks}
+	if s.deps.Positions != nil {
+		if pos, err := s.deps.Positions(ctx); err == nil {
+			body["positions"] = pos
+			if store, ok := pos["store"]; ok {
+				body["projectionLag"] = store - pos["users-projection"]
+			}
+		}
+	}
+	return c.JSON(status, body)
 }

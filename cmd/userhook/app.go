@@ -172,12 +172,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	server := transport.NewServer(transport.Deps{
-		Users:   aggregate.NewService(m.storage.events, m.Now),
-		Auth:    &transport.Authenticator{JWT: verifier, Keys: apikey.NewKeyring(bootstrap, m.storage.keys)},
-		Logger:  m.log,
-		Reads:   m.storage.reads,
-		Tracker: m.tracker,
-		Events:  m.storage.events,
+		Users:     aggregate.NewService(m.storage.events, m.Now),
+		Auth:      &transport.Authenticator{JWT: verifier, Keys: apikey.NewKeyring(bootstrap, m.storage.keys)},
+		Logger:    m.log,
+		Reads:     m.storage.reads,
+		Tracker:   m.tracker,
+		Events:    m.storage.events,
+		Positions: m.positions,
 		Ready: []transport.Check{
 			{Name: "store", Check: m.storage.events.Ping},
 			{Name: "projection", Check: m.pipeline.Healthy},
@@ -280,6 +281,19 @@ func (m *Main) startProjections(ctx context.Context) error {
 	})
 	m.closers = append(m.closers, pubsub.Close)
 	return m.pipeline.Start(ctx)
+}
+
+// positions are how far the store, the relay and the users projection are.
+func (m *Main) positions(ctx context.Context) (map[string]int64, error) {
+	last, err := m.storage.events.LastPosition(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]int64{
+		"store":                    last,
+		"relay":                    m.pipeline.Relay().Position(),
+		projection.UsersProjection: m.tracker.Position(),
+	}, nil
 }
 
 // Wait blocks until the server stops on its own (an error) or ctx ends.

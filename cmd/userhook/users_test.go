@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -197,13 +199,27 @@ func TestHealth(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, testConfig(t))
 	assert.Equal(t, http.StatusOK, s.do(http.MethodGet, "/healthz", "").Status)
-	ready := s.do(http.MethodGet, "/readyz", "")
-	assert.Equal(t, http.StatusOK, ready.Status, "body: %s", ready.Body)
+	require.Equal(t, http.StatusOK, s.postUser("auth0|h", "h@example.com").Status)
+	s.waitProjected()
+	want := `{"status":"ready","checks":{"store":"ok","projection":"ok"},
+		"positions":{"store":1,"relay":1,"users-projection":1},"projectionLag":0}`
+	var ready response
+	assert.Eventually(t, func() bool {
+		ready = s.do(http.MethodGet, "/readyz", "")
+		return ready.Status == http.StatusOK && assert.ObjectsAreEqual(jsonValue(t, want), jsonValue(t, string(ready.Body)))
+	}, 5*time.Second, 10*time.Millisecond, "readyz shows the positions: %s", ready.Body)
 	require.NoError(t, s.Main.storage.db.Read.Close())
 	notReady := s.do(http.MethodGet, "/readyz", "")
 	assert.Equal(t, http.StatusServiceUnavailable, notReady.Status)
 	assert.Contains(t, string(notReady.Body), `"store":"failing"`)
 	assert.Equal(t, http.StatusOK, s.do(http.MethodGet, "/healthz", "").Status, "the process is still up")
+}
+
+func jsonValue(t *testing.T, s string) any {
+	t.Helper()
+	var v any
+	require.NoError(t, json.Unmarshal([]byte(s), &v))
+	return v
 }
 
 func TestGracefulShutdownKeepsAcknowledgedEvents(t *testing.T) {
