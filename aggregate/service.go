@@ -65,9 +65,18 @@ func (s *Service) Load(ctx context.Context, userID string) (User, error) {
 func (s *Service) Execute(ctx context.Context, cmd Command, opt Options) (Result, error) {
 	id := cmd.StreamID()
 	for attempt := 1; ; attempt++ {
-		u, err := s.Load(ctx, id)
+		events, err := s.store.Load(ctx, id)
 		if err != nil {
 			return Result{}, err
+		}
+		u, err := Fold(id, events)
+		if err != nil {
+			return Result{}, err
+		}
+		// A copy of a provider event that another request stored meanwhile is a duplicate, not a no-op: it
+		// is checked here, before deciding, as well as by the store's unique index on append.
+		if opt.EventID != "" && containsEvent(events, opt.EventID) {
+			return Result{User: u}, &eventstore.DuplicateError{EventID: opt.EventID}
 		}
 		raised, err := cmd.Decide(u)
 		if err != nil {
@@ -76,11 +85,11 @@ func (s *Service) Execute(ctx context.Context, cmd Command, opt Options) (Result
 		if len(raised) == 0 {
 			return Result{User: u}, nil
 		}
-		events, err := s.toStored(cmd, raised, opt)
+		toStore, err := s.toStored(cmd, raised, opt)
 		if err != nil {
 			return Result{}, err
 		}
-		stored, err := s.store.Append(ctx, id, u.Version, events...)
+		stored, err := s.store.Append(ctx, id, u.Version, toStore...)
 		if errors.Is(err, eventstore.ErrVersionConflict) && attempt < MaxAttempts {
 			continue
 		}
@@ -128,4 +137,13 @@ func (s *Service) toStored(cmd Command, raised []Event, opt Options) ([]eventsto
 		}
 	}
 	return out, nil
+}
+
+func containsEvent(events []eventstore.Event, id string) bool {
+	for _, e := range events {
+		if e.ID == id {
+			return true
+		}
+	}
+	return false
 }

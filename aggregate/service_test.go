@@ -149,10 +149,11 @@ func TestExecuteEventID(t *testing.T) {
 	require.Len(t, res.Events, 1)
 	assert.Equal(t, "provider-evt-1", res.Events[0].ID)
 
-	// The same delivery again decides nothing, so it never reaches the store.
+	// The same delivery again is recognised in the stream before deciding: a duplicate, not a no-op.
 	res, err = svc.Execute(ctx, aggregate.Ensure{UserID: "u1", Email: "alice@example.com"}, opt)
-	require.NoError(t, err)
+	assert.ErrorIs(t, err, eventstore.ErrDuplicate)
 	assert.Empty(t, res.Events)
+	assert.Equal(t, int64(1), res.User.Version, "the result still carries the user's state")
 
 	// A command that would raise events under a stored id is refused by the store.
 	_, err = svc.Execute(ctx, aggregate.Ensure{UserID: "u1", Email: "alice@new.example"}, opt)

@@ -121,3 +121,13 @@ func Validate(stream string, expectedVersion int64, events []Event) error {
 	}
 	return nil
 }
+
+// Receipts is implemented by stores that also remember provider events that were received but raised no event
+// (ignored ones), so that a second copy of any provider event is recognised as a duplicate, whatever became of
+// the first.
+type Receipts interface {
+	// Received says whether key was recorded as a receipt or is the id of a stored event.
+	Received(ctx context.Context, key string) (bool, error)
+	// Receive records key with what became of it; ErrDuplicate when key is already recorded or stored.
+	Receive(ctx context.Context, key, outcome string) error
+}

@@ -176,10 +176,14 @@ func (a *Authenticator) Require(need apikey.Role) echo.MiddlewareFunc {
 				return err
 			}
 			if !p.Key.Role.Allows(need) {
-				return fmt.Errorf("%w: role %s may not %s", userhook.ErrForbidden, p.Key.Role, need)
+				return errForbidden(p.Key.Role, need)
 			}
 			c.Set(principalKey, p)
 			return next(c)
 		}
 	}
+}
+
+func errForbidden(have, need apikey.Role) error {
+	return fmt.Errorf("%w: an API key with role %s may not do what role %s does", userhook.ErrForbidden, have, need)
 }

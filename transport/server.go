@@ -40,6 +40,10 @@ type Deps struct {
 	Tracker *projection.Tracker
 	Events  eventstore.Store
 	Logger  *slog.Logger
+	// Webhooks verifies inbound webhook signatures on POST /events (nil: none configured).
+	Webhooks *WebhookVerifier
+	// Receipts remembers provider events that raised nothing, so their copies are duplicates.
+	Receipts eventstore.Receipts
 	// Ready lists what /readyz checks.
 	Ready []Check
 	// Positions reports, for /readyz, how far the store, the relay and each projection are.
@@ -70,6 +74,7 @@ func NewServer(d Deps) *Server {
 	e.GET("/readyz", s.readyz)
 
 	e.POST("/users", s.postUsers, d.Auth.Require(apikey.RoleIngest))
+	e.POST("/events", s.postEvents)
 
 	read := d.Auth.Require(apikey.RoleRead)
 	e.GET("/users", s.listUsers, read, s.consistent("email", "status", "limit", "cursor"))

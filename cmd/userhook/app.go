@@ -171,6 +171,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err := m.startProjections(ctx); err != nil {
 		return err
 	}
+	secrets, _ := parseWebhookSecrets(cfg.WebhookSecrets)
+	receipts, _ := m.storage.events.(eventstore.Receipts)
 	server := transport.NewServer(transport.Deps{
 		Users:     aggregate.NewService(m.storage.events, m.Now),
 		Auth:      &transport.Authenticator{JWT: verifier, Keys: apikey.NewKeyring(bootstrap, m.storage.keys)},
@@ -179,6 +181,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Tracker:   m.tracker,
 		Events:    m.storage.events,
 		Positions: m.positions,
+		Webhooks:  &transport.WebhookVerifier{Secrets: secrets},
+		Receipts:  receipts,
 		Ready: []transport.Check{
 			{Name: "store", Check: m.storage.events.Ping},
 			{Name: "projection", Check: m.pipeline.Healthy},

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/userhook/userhook/apikey"
+	"github.com/userhook/userhook/transport"
 )
 
 // Config is every setting of userhook, filled from flags and USERHOOK_* variables (a flag wins).
@@ -177,10 +177,9 @@ func parseWebhookSecrets(s string) ([][]byte, error) {
 		if part == "" {
 			continue
 		}
-		raw, ok := strings.CutPrefix(part, "whsec_")
-		b, err := base64.StdEncoding.DecodeString(raw)
-		if !ok || err != nil || len(b) == 0 {
-			errs = append(errs, fmt.Errorf("webhook-secrets: entry %d is not whsec_ followed by base64", i+1))
+		b, err := transport.ParseSecret(part)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("webhook-secrets: entry %d: %v", i+1, err))
 			continue
 		}
 		out = append(out, b)

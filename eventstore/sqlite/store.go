@@ -342,3 +342,30 @@ func scanEvents(rows *sql.Rows) ([]eventstore.Event, error) {
 	}
 	return out, nil
 }
+
+var _ eventstore.Receipts = (*Store)(nil)
+
+// Received implements eventstore.Receipts.
+func (s *Store) Received(ctx context.Context, key string) (bool, error) {
+	var found bool
+	err := s.db.Read.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE event_id = ?)
+		OR EXISTS (SELECT 1 FROM receipts WHERE key = ?)`, key, key).Scan(&found)
+	if err != nil {
+		return false, fmt.Errorf("eventstore/sqlite: received: %w", err)
+	}
+	return found, nil
+}
+
+// Receive implements eventstore.Receipts.
+func (s *Store) Receive(ctx context.Context, key, outcome string) error {
+	res, err := s.db.Write.ExecContext(ctx, `INSERT INTO receipts (key, outcome, received_at)
+		SELECT ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM events WHERE event_id = ?)
+		ON CONFLICT (key) DO NOTHING`, key, outcome, s.now().UnixNano(), key)
+	if err != nil {
+		return fmt.Errorf("eventstore/sqlite: receive: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return &eventstore.DuplicateError{EventID: key}
+	}
+	return nil
+}

@@ -64,6 +64,8 @@ func Run(t *testing.T, newStore NewStore) {
 		{"ReaderNeverSkips", testReaderNeverSkips},
 		{"LastPosition", testLastPosition},
 		{"InvalidAppend", testInvalidAppend},
+		{"Receipts", testReceipts},
+		{"ConcurrentReceipts", testConcurrentReceipts},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -450,4 +452,63 @@ func testInvalidAppend(t *testing.T, s eventstore.Store) {
 	all, err := s.ReadAll(ctx, 0, 10)
 	require.NoError(t, err)
 	assert.Empty(t, all)
+}
+
+func receipts(t *testing.T, s eventstore.Store) eventstore.Receipts {
+	t.Helper()
+	r, ok := s.(eventstore.Receipts)
+	if !ok {
+		t.Skip("this store keeps no receipts")
+	}
+	return r
+}
+
+func testReceipts(t *testing.T, s eventstore.Store) {
+	ctx := context.Background()
+	r := receipts(t, s)
+	got, err := r.Received(ctx, "ce_1")
+	require.NoError(t, err)
+	assert.False(t, got)
+	require.NoError(t, r.Receive(ctx, "ce_1", "ignored:unsupported_type"))
+	got, err = r.Received(ctx, "ce_1")
+	require.NoError(t, err)
+	assert.True(t, got)
+	assert.ErrorIs(t, r.Receive(ctx, "ce_1", "ignored:stale"), eventstore.ErrDuplicate)
+
+	// A stored event's id counts as received.
+	e := Event("t.v1", `{}`)
+	_, err = s.Append(ctx, "u1", 0, e)
+	require.NoError(t, err)
+	got, err = r.Received(ctx, e.ID)
+	require.NoError(t, err)
+	assert.True(t, got)
+	assert.ErrorIs(t, r.Receive(ctx, e.ID, "ignored:no_change"), eventstore.ErrDuplicate)
+}
+
+func testConcurrentReceipts(t *testing.T, s eventstore.Store) {
+	ctx := context.Background()
+	r := receipts(t, s)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok, dups := 0, 0
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := r.Receive(ctx, "ce_same", "ignored:unsupported_type")
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				ok++
+			case errors.Is(err, eventstore.ErrDuplicate):
+				dups++
+			default:
+				t.Errorf("unexpected error: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	assert.Equal(t, 1, ok)
+	assert.Equal(t, 19, dups)
 }

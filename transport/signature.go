@@ -1,0 +1,141 @@
+package transport
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/userhook/userhook"
+)
+
+// SignatureTolerance is how far a signed timestamp may be from now.
+const SignatureTolerance = 5 * time.Minute
+
+// ErrNoSignature says a request carries no webhook signature headers at all.
+var ErrNoSignature = errors.New("no webhook signature")
+
+// WebhookVerifier checks inbound webhook signatures against one or two secrets (two during a rotation):
+// Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature), the same with svix-* header names,
+// and X-Webhook-Signature: sha256=<hex HMAC of the body>.
+type WebhookVerifier struct {
+	Secrets [][]byte
+	Now     func() time.Time
+}
+
+// SignatureScheme names how a request was signed.
+type SignatureScheme string
+
+// The accepted schemes.
+const (
+	SchemeStandard SignatureScheme = "standard-webhooks"
+	SchemeSvix     SignatureScheme = "svix"
+	SchemeHexHMAC  SignatureScheme = "x-webhook-signature"
+)
+
+// Verify returns the scheme of a valid signature, ErrNoSignature when there is none, or an error matching
+// userhook.ErrUnauthorized saying what is wrong (never the secret or the expected signature).
+func (v *WebhookVerifier) Verify(h http.Header, body []byte) (SignatureScheme, error) {
+	switch {
+	case h.Get("webhook-signature") != "" || h.Get("webhook-id") != "":
+		return SchemeStandard, v.verifyStandard(h.Get("webhook-id"), h.Get("webhook-timestamp"), h.Get("webhook-signature"), body)
+	case h.Get("svix-signature") != "" || h.Get("svix-id") != "":
+		return SchemeSvix, v.verifyStandard(h.Get("svix-id"), h.Get("svix-timestamp"), h.Get("svix-signature"), body)
+	case h.Get("X-Webhook-Signature") != "":
+		return SchemeHexHMAC, v.verifyHex(h.Get("X-Webhook-Signature"), body)
+	}
+	return "", ErrNoSignature
+}
+
+func unauthorized(reason string) error { return fmt.Errorf("%w: %s", userhook.ErrUnauthorized, reason) }
+
+func (v *WebhookVerifier) verifyStandard(id, timestamp, signatures string, body []byte) error {
+	if id == "" || timestamp == "" || signatures == "" {
+		return unauthorized("webhook signature needs the id, timestamp and signature headers")
+	}
+	if len(v.Secrets) == 0 {
+		return unauthorized("no webhook secret is configured to verify signatures")
+	}
+	ts, err := strconv.ParseInt(timestamp, 10, 64)
+	if err != nil {
+		return unauthorized("webhook timestamp is not a Unix time in seconds")
+	}
+	now := time.Now
+	if v.Now != nil {
+		now = v.Now
+	}
+	skew := now().Sub(time.Unix(ts, 0))
+	if skew > SignatureTolerance {
+		return unauthorized("webhook timestamp is too old")
+	}
+	if skew < -SignatureTolerance {
+		return unauthorized("webhook timestamp is too far in the future")
+	}
+	signed := make([]byte, 0, len(id)+len(timestamp)+len(body)+2)
+	signed = append(append(append(append(append(signed, id...), '.'), timestamp...), '.'), body...)
+	for _, secret := range v.Secrets {
+		mac := hmac.New(sha256.New, secret)
+		mac.Write(signed)
+		want := mac.Sum(nil)
+		for _, sig := range strings.Fields(signatures) {
+			version, value, ok := strings.Cut(sig, ",")
+			if !ok || version != "v1" {
+				continue
+			}
+			got, err := base64.StdEncoding.DecodeString(value)
+			if err == nil && hmac.Equal(got, want) {
+				return nil
+			}
+		}
+	}
+	return unauthorized("webhook signature does not match")
+}
+
+func (v *WebhookVerifier) verifyHex(header string, body []byte) error {
+	if len(v.Secrets) == 0 {
+		return unauthorized("no webhook secret is configured to verify signatures")
+	}
+	value, ok := strings.CutPrefix(strings.TrimSpace(header), "sha256=")
+	got, err := hex.DecodeString(value)
+	if !ok || err != nil {
+		return unauthorized("X-Webhook-Signature must be sha256=<hex>")
+	}
+	for _, secret := range v.Secrets {
+		mac := hmac.New(sha256.New, secret)
+		mac.Write(body)
+		if hmac.Equal(got, mac.Sum(nil)) {
+			return nil
+		}
+	}
+	return unauthorized("webhook signature does not match")
+}
+
+// SignStandard returns the Standard Webhooks signature header value of a message for each secret, space
+// separated; receivers and tests use it.
+func SignStandard(id string, timestamp time.Time, body []byte, secrets ...[]byte) string {
+	ts := strconv.FormatInt(timestamp.Unix(), 10)
+	var sigs []string
+	for _, secret := range secrets {
+		mac := hmac.New(sha256.New, secret)
+		mac.Write([]byte(id + "." + ts + "."))
+		mac.Write(body)
+		sigs = append(sigs, "v1,"+base64.StdEncoding.EncodeToString(mac.Sum(nil)))
+	}
+	return strings.Join(sigs, " ")
+}
+
+// ParseSecret decodes a whsec_<base64> secret.
+func ParseSecret(s string) ([]byte, error) {
+	raw, ok := strings.CutPrefix(strings.TrimSpace(s), "whsec_")
+	b, err := base64.StdEncoding.DecodeString(raw)
+	if !ok || err != nil || len(b) == 0 {
+		return nil, errors.New("a webhook secret is whsec_ followed by base64")
+	}
+	return b, nil
+}
