@@ -385,16 +385,24 @@ func TestGoldenReadModel(t *testing.T) {
 	t.Cleanup(func() { _ = m.Close() })
 	s := &testServer{t: t, Main: m, URL: m.URL(), logs: logs}
 
-	steps := []struct{ method, path, file string }{
-		{"POST", "/users", "auth0/post-login.json"},
-		{"POST", "/users", "auth0/post-registration.json"},
-		{"POST", "/users", "auth0/post-login.json"},
-		{"POST", "/users", "auth0/email-change.json"},
+	const structured, batch = "application/cloudevents+json", "application/cloudevents-batch+json"
+	steps := []struct{ path, file, contentType string }{
+		{"/users", "auth0/post-login.json", "application/json"},
+		{"/users", "auth0/post-registration.json", "application/json"},
+		{"/users", "auth0/post-login.json", "application/json"},
+		{"/users", "auth0/email-change.json", "application/json"},
+		{"/events", "cloudevents/authpi-user-created.json", structured},
+		{"/events", "cloudevents/authpi-user-updated.json", structured},
+		{"/events", "cloudevents/authpi-email-verified.json", structured},
+		{"/events", "cloudevents/structured-user-created.json", structured},
+		{"/events", "cloudevents/authpi-user-deleted.json", structured},
+		{"/events", "cloudevents/batch.json", batch},
+		{"/events", "cloudevents/authpi-user-created.json", structured},
 	}
 	for _, st := range steps {
 		body, err := os.ReadFile(filepath.Join("..", "..", "testdata", st.file))
 		require.NoError(t, err)
-		r := s.authed(st.method, st.path, string(body), ingestKey)
+		r := s.authed(http.MethodPost, st.path, string(body), ingestKey, "Content-Type", st.contentType)
 		require.Equal(t, http.StatusOK, r.Status, "%s: %s", st.file, r.Body)
 	}
 	s.waitProjected()
