@@ -54,7 +54,8 @@ type ReadModel interface {
 	Get(ctx context.Context, userID string) (aggregate.User, error)
 	// List returns a page of users in user id order.
 	List(ctx context.Context, f ListFilter) ([]aggregate.User, error)
-	// Rebuild replaces every row with users in one transaction and sets the checkpoint of name to position.
+	// Rebuild replaces every row with users and sets the checkpoint of name to position, in one
+	// transaction.
 	Rebuild(ctx context.Context, name string, position int64, users []aggregate.User) error
 	// Rows returns every row in a canonical text form, in user id order, to compare read models.
 	Rows(ctx context.Context) ([]string, error)

@@ -2,6 +2,7 @@ package projection
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -15,7 +16,7 @@ const ReplayPage = 10000
 
 // Replay rebuilds the users read model from the whole event store: it folds every event into its user in
 // memory, then writes each user once, in user id order, into a fresh table that replaces the old one in the
-// same transaction as the projection's checkpoint. progress, when set, is told the events folded so far and
+// same transaction as the projection's checkpoint, and finally applies the events stored meanwhile. progress, when set, is told the events folded so far and
 // the store's last position at the start.
 func Replay(ctx context.Context, store eventstore.Store, model ReadModel, progress func(done, total int64)) (Summary, error) {
 	start := time.Now()
@@ -64,6 +65,29 @@ func Replay(ctx context.Context, store eventstore.Store, model ReadModel, progre
 	sort.Slice(rows, func(i, j int) bool { return rows[i].ID < rows[j].ID })
 	if err := model.Rebuild(ctx, UsersProjection, after, rows); err != nil {
 		return Summary{}, err
+	}
+	// Events stored after the last read may have been applied by a running projection to the table that was
+	// just replaced; catching up from the replay's position applies them to the new one. The version check
+	// makes this and the live projection harmless to each other.
+	catchUp := &Users{Model: model}
+	for {
+		page, err := store.ReadAll(ctx, after, ReplayPage)
+		if err != nil {
+			return Summary{}, err
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, e := range page {
+			if e.StreamType != aggregate.StreamType {
+				continue
+			}
+			if err := catchUp.Project(ctx, e); err != nil && !errors.Is(err, ErrGap) {
+				return Summary{}, err
+			}
+		}
+		sum.Events += int64(len(page))
+		after = page[len(page)-1].Position
 	}
 	sum.Users = len(rows)
 	sum.Position = after

@@ -27,37 +27,6 @@ const MaxPageSize = 1000
 // DefaultPageSize is the page size when limit is not given.
 const DefaultPageSize = 100
 
-// userBody is a user of the read model as the API shows it.
-type userBody struct {
-	UserID        string         `json:"userId"`
-	Email         string         `json:"email"`
-	EmailVerified bool           `json:"emailVerified"`
-	Name          string         `json:"name"`
-	Status        string         `json:"status"`
-	Profile       map[string]any `json:"profile"`
-	CreatedAt     *time.Time     `json:"createdAt"`
-	UpdatedAt     *time.Time     `json:"updatedAt"`
-	Version       int64          `json:"version"`
-}
-
-func timePtr(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	return &t
-}
-
-func toUserBody(u aggregate.User) userBody {
-	profile := u.Profile
-	if profile == nil {
-		profile = map[string]any{}
-	}
-	return userBody{
-		UserID: u.ID, Email: u.Email, EmailVerified: u.EmailVerified, Name: u.Name, Status: string(u.Status),
-		Profile: profile, CreatedAt: timePtr(u.CreatedAt), UpdatedAt: timePtr(u.UpdatedAt), Version: u.Version,
-	}
-}
-
 // EventBody is a stored event as the API and `userhook events` show it.
 type EventBody struct {
 	Position   int64           `json:"position"`
@@ -154,7 +123,7 @@ func (s *Server) getUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, toUserBody(u))
+	return c.JSON(http.StatusOK, projection.View(u))
 }
 
 func limitParam(c echo.Context, fe *userhook.FieldErrors) int {
@@ -201,9 +170,9 @@ func (s *Server) listUsers(c echo.Context) error {
 		cur := base64.RawURLEncoding.EncodeToString([]byte(users[want-1].ID))
 		next = &cur
 	}
-	out := make([]userBody, len(users))
+	out := make([]projection.UserView, len(users))
 	for i, u := range users {
-		out[i] = toUserBody(u)
+		out[i] = projection.View(u)
 	}
 	return c.JSON(http.StatusOK, map[string]any{"users": out, "nextCursor": next})
 }

@@ -38,7 +38,14 @@ func New(ctx context.Context, db *sqlitedb.DB) (*ReadModel, error) {
 	return &ReadModel{db: db}, nil
 }
 
+// userColumns are the columns scanUser reads; email_key (the email in lower case, for the case-insensitive
+// filter) is written beside them.
 const userColumns = `user_id, email, email_verified, name, status, profile, created_at, updated_at, version, position`
+
+const writeColumns = userColumns + `, email_key`
+
+// EmailKey is the form an email is matched by: lower case, Unicode-aware (SQLite's NOCASE folds ASCII only).
+func EmailKey(email string) string { return strings.ToLower(email) }
 
 type scanner interface{ Scan(...any) error }
 
@@ -94,11 +101,12 @@ func values(u aggregate.User) ([]any, error) {
 	if u.EmailVerified {
 		verified = 1
 	}
-	return []any{u.ID, u.Email, verified, u.Name, string(status), profile, toNanos(u.CreatedAt), toNanos(u.UpdatedAt), u.Version, u.Position}, nil
+	return []any{u.ID, u.Email, verified, u.Name, string(status), profile, toNanos(u.CreatedAt), toNanos(u.UpdatedAt),
+		u.Version, u.Position, EmailKey(u.Email)}, nil
 }
 
-const upsertUser = `INSERT INTO users (` + userColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-	ON CONFLICT (user_id) DO UPDATE SET email = excluded.email, email_verified = excluded.email_verified,
+const upsertUser = `INSERT INTO users (` + writeColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (user_id) DO UPDATE SET email = excluded.email, email_key = excluded.email_key, email_verified = excluded.email_verified,
 	name = excluded.name, status = excluded.status, profile = excluded.profile, created_at = excluded.created_at,
 	updated_at = excluded.updated_at, version = excluded.version, position = excluded.position`
 
@@ -179,8 +187,8 @@ func (m *ReadModel) List(ctx context.Context, f projection.ListFilter) ([]aggreg
 	var where []string
 	var args []any
 	if f.Email != "" {
-		where = append(where, `email = ? COLLATE NOCASE`)
-		args = append(args, f.Email)
+		where = append(where, `email_key = ?`)
+		args = append(args, EmailKey(f.Email))
 	}
 	if f.Status != "" {
 		where = append(where, `status = ?`)
@@ -234,7 +242,7 @@ func (m *ReadModel) Rebuild(ctx context.Context, name string, position int64, us
 	if _, err := tx.ExecContext(ctx, strings.Replace(tableSQL, "users", "users_rebuild", 1)); err != nil {
 		return fmt.Errorf("readmodel: create rebuild table: %w", err)
 	}
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO users_rebuild (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO users_rebuild (`+writeColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return err
 	}
@@ -258,6 +266,8 @@ func (m *ReadModel) Rebuild(ctx context.Context, name string, position int64, us
 			return fmt.Errorf("readmodel: index: %w", err)
 		}
 	}
+	// The checkpoint is set exactly. Going back only repeats work after a restart: the projection skips
+	// what a row already has.
 	if _, err := tx.ExecContext(ctx, `INSERT INTO checkpoints (name, position) VALUES (?, ?)
 		ON CONFLICT (name) DO UPDATE SET position = excluded.position`, name, position); err != nil {
 		return err
