@@ -1,0 +1,135 @@
+package delivery
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/userhook/userhook/aggregate"
+	"github.com/userhook/userhook/eventstore"
+	"github.com/userhook/userhook/projection"
+)
+
+// Source is the CloudEvents source of every delivery.
+const Source = "userhook"
+
+// CloudEvent is the structured CloudEvent a delivery posts.
+type CloudEvent struct {
+	SpecVersion     string    `json:"specversion"`
+	ID              string    `json:"id"`
+	Source          string    `json:"source"`
+	Type            string    `json:"type"`
+	Subject         string    `json:"subject"`
+	Time            time.Time `json:"time"`
+	DataContentType string    `json:"datacontenttype"`
+	Data            EventData `json:"data"`
+}
+
+// EventData is a delivery's data: the user's state after the event, and the stored event itself.
+type EventData struct {
+	User  projection.UserView `json:"user"`
+	Event StoredEvent         `json:"event"`
+}
+
+// StoredEvent describes the stored event behind a delivery.
+type StoredEvent struct {
+	Type     string          `json:"type"`
+	Position int64           `json:"position"`
+	Version  int64           `json:"version"`
+	Data     json.RawMessage `json:"data"`
+}
+
+// Consumer turns each applied event into one durable delivery per matching enabled webhook. It is a Watermill
+// handler; it writes the deliveries and its checkpoint in one transaction, and a redelivered event creates
+// nothing new (one delivery per webhook and event).
+type Consumer struct {
+	Store  Store
+	Events eventstore.Store
+	Now    func() time.Time
+	// Wake is told that deliveries were created, so the sender need not wait for its poll.
+	Wake func()
+}
+
+// Handle is the Watermill handler.
+func (c *Consumer) Handle(msg *message.Message) error {
+	e, err := projection.EventOf(msg)
+	if err != nil {
+		return err
+	}
+	return c.Consume(msg.Context(), e)
+}
+
+// Consume creates the deliveries of one stored event.
+func (c *Consumer) Consume(ctx context.Context, e eventstore.Event) error {
+	typ := aggregate.PublicType(e.Type)
+	var matching []Webhook
+	if typ != "" {
+		hooks, err := c.Store.Webhooks(ctx)
+		if err != nil {
+			return err
+		}
+		for _, w := range hooks {
+			if w.Matches(typ) && e.Position > w.FromPosition {
+				matching = append(matching, w)
+			}
+		}
+	}
+	if len(matching) == 0 {
+		return c.Store.Enqueue(ctx, ConsumerName, e.Position, nil)
+	}
+	payload, err := c.payload(ctx, e, typ)
+	if err != nil {
+		return err
+	}
+	now := time.Now
+	if c.Now != nil {
+		now = c.Now
+	}
+	at := now().UTC()
+	deliveries := make([]Delivery, len(matching))
+	for i, w := range matching {
+		deliveries[i] = Delivery{
+			ID: NewID("dlv_"), WebhookID: w.ID, EventID: e.ID, EventType: typ, Position: e.Position,
+			Payload: payload, Status: StatusPending, CreatedAt: at, NextAttemptAt: at,
+		}
+	}
+	if err := c.Store.Enqueue(ctx, ConsumerName, e.Position, deliveries); err != nil {
+		return err
+	}
+	if c.Wake != nil {
+		c.Wake()
+	}
+	return nil
+}
+
+// payload builds the CloudEvent with the user's state right after e.
+func (c *Consumer) payload(ctx context.Context, e eventstore.Event, typ string) ([]byte, error) {
+	stream, err := c.Events.Load(ctx, e.StreamID)
+	if err != nil {
+		return nil, err
+	}
+	u := aggregate.User{ID: e.StreamID}
+	for _, se := range stream {
+		if se.Version > e.Version {
+			break
+		}
+		if err := u.ApplyStored(se); err != nil {
+			return nil, err
+		}
+	}
+	if u.Version != e.Version {
+		return nil, fmt.Errorf("delivery: stream %s has no version %d", e.StreamID, e.Version)
+	}
+	data := e.Data
+	if len(data) == 0 {
+		data = json.RawMessage(`{}`)
+	}
+	return json.Marshal(CloudEvent{
+		SpecVersion: "1.0", ID: e.ID, Source: Source, Type: typ, Subject: e.StreamID, Time: e.OccurredAt,
+		DataContentType: "application/json",
+		Data:            EventData{User: projection.View(u), Event: StoredEvent{Type: e.Type, Position: e.Position, Version: e.Version, Data: data}},
+	})
+}

@@ -1,0 +1,326 @@
+// Package sqlite keeps webhooks and deliveries in the embedded SQLite database.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+	"time"
+
+	"github.com/userhook/userhook"
+	"github.com/userhook/userhook/delivery"
+	"github.com/userhook/userhook/internal/sqlitedb"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+var _ delivery.Store = (*Store)(nil)
+
+// Store is the SQLite delivery store.
+type Store struct{ db *sqlitedb.DB }
+
+// New migrates the webhook tables of db.
+func New(ctx context.Context, db *sqlitedb.DB) (*Store, error) {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Migrate(ctx, "webhooks", sub); err != nil {
+		return nil, err
+	}
+	return &Store{db: db}, nil
+}
+
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+const webhookColumns = `id, name, url, events, enabled, content_type, secrets, disabled_reason, failing_since, from_position, created_at, updated_at`
+
+type scanner interface{ Scan(...any) error }
+
+func scanWebhook(r scanner) (delivery.Webhook, error) {
+	var w delivery.Webhook
+	var events, secrets string
+	var enabled int
+	var failing, created, updated int64
+	if err := r.Scan(&w.ID, &w.Name, &w.URL, &events, &enabled, &w.ContentType, &secrets, &w.DisabledReason,
+		&failing, &w.FromPosition, &created, &updated); err != nil {
+		return delivery.Webhook{}, err
+	}
+	if err := json.Unmarshal([]byte(events), &w.Events); err != nil {
+		return delivery.Webhook{}, err
+	}
+	if err := json.Unmarshal([]byte(secrets), &w.Secrets); err != nil {
+		return delivery.Webhook{}, err
+	}
+	w.Enabled = enabled != 0
+	w.FailingSince, w.CreatedAt, w.UpdatedAt = fromNanos(failing), fromNanos(created), fromNanos(updated)
+	return w, nil
+}
+
+func webhookValues(w delivery.Webhook) ([]any, error) {
+	events, err := json.Marshal(w.Events)
+	if err != nil {
+		return nil, err
+	}
+	secrets, err := json.Marshal(w.Secrets)
+	if err != nil {
+		return nil, err
+	}
+	return []any{w.ID, w.Name, w.URL, string(events), boolInt(w.Enabled), w.ContentType, string(secrets), w.DisabledReason,
+		nanos(w.FailingSince), w.FromPosition, nanos(w.CreatedAt), nanos(w.UpdatedAt)}, nil
+}
+
+// CreateWebhook implements delivery.Store.
+func (s *Store) CreateWebhook(ctx context.Context, w delivery.Webhook) error {
+	vals, err := webhookValues(w)
+	if err != nil {
+		return err
+	}
+	_, err = s.db.Write.ExecContext(ctx, `INSERT INTO webhooks (`+webhookColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, vals...)
+	if err != nil {
+		return fmt.Errorf("delivery/sqlite: create webhook: %w", err)
+	}
+	return nil
+}
+
+// Webhook implements delivery.Store.
+func (s *Store) Webhook(ctx context.Context, id string) (delivery.Webhook, error) {
+	w, err := scanWebhook(s.db.Read.QueryRowContext(ctx, `SELECT `+webhookColumns+` FROM webhooks WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return delivery.Webhook{}, fmt.Errorf("%w: no webhook %q", userhook.ErrNotFound, id)
+	}
+	if err != nil {
+		return delivery.Webhook{}, fmt.Errorf("delivery/sqlite: webhook: %w", err)
+	}
+	return w, nil
+}
+
+// Webhooks implements delivery.Store.
+func (s *Store) Webhooks(ctx context.Context) ([]delivery.Webhook, error) {
+	rows, err := s.db.Read.QueryContext(ctx, `SELECT `+webhookColumns+` FROM webhooks ORDER BY created_at, id`)
+	if err != nil {
+		return nil, fmt.Errorf("delivery/sqlite: webhooks: %w", err)
+	}
+	defer rows.Close()
+	out := []delivery.Webhook{}
+	for rows.Next() {
+		w, err := scanWebhook(rows)
+		if err != nil {
+			return nil, fmt.Errorf("delivery/sqlite: webhooks: %w", err)
+		}
+		out = append(out, w)
+	}
+	return out, rows.Err()
+}
+
+// UpdateWebhook implements delivery.Store.
+func (s *Store) UpdateWebhook(ctx context.Context, w delivery.Webhook) error {
+	return updateWebhook(ctx, s.db.Write, w)
+}
+
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+func updateWebhook(ctx context.Context, db execer, w delivery.Webhook) error {
+	vals, err := webhookValues(w)
+	if err != nil {
+		return err
+	}
+	res, err := db.ExecContext(ctx, `UPDATE webhooks SET name = ?, url = ?, events = ?, enabled = ?, content_type = ?,
+		secrets = ?, disabled_reason = ?, failing_since = ?, from_position = ?, created_at = ?, updated_at = ? WHERE id = ?`,
+		append(vals[1:], w.ID)...)
+	if err != nil {
+		return fmt.Errorf("delivery/sqlite: update webhook: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("%w: no webhook %q", userhook.ErrNotFound, w.ID)
+	}
+	return nil
+}
+
+// DeleteWebhook implements delivery.Store.
+func (s *Store) DeleteWebhook(ctx context.Context, id string) error {
+	res, err := s.db.Write.ExecContext(ctx, `DELETE FROM webhooks WHERE id = ?`, id)
+	if err != nil {
+		return fmt.Errorf("delivery/sqlite: delete webhook: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("%w: no webhook %q", userhook.ErrNotFound, id)
+	}
+	return nil
+}
+
+const deliveryColumns = `id, webhook_id, event_id, event_type, position, payload, status, attempts, response_status,
+	response_body, error, created_at, last_attempt_at, next_attempt_at`
+
+func scanDelivery(r scanner) (delivery.Delivery, error) {
+	var d delivery.Delivery
+	var created, last, next int64
+	if err := r.Scan(&d.ID, &d.WebhookID, &d.EventID, &d.EventType, &d.Position, &d.Payload, &d.Status, &d.Attempts,
+		&d.ResponseStatus, &d.ResponseBody, &d.Error, &created, &last, &next); err != nil {
+		return delivery.Delivery{}, err
+	}
+	d.CreatedAt, d.LastAttemptAt, d.NextAttemptAt = fromNanos(created), fromNanos(last), fromNanos(next)
+	return d, nil
+}
+
+// Enqueue implements delivery.Store.
+func (s *Store) Enqueue(ctx context.Context, name string, position int64, deliveries []delivery.Delivery) error {
+	tx, err := s.db.Write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("delivery/sqlite: begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	for _, d := range deliveries {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO deliveries (id, webhook_id, event_id, event_type, position, payload,
+			status, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (webhook_id, event_id) DO NOTHING`,
+			d.ID, d.WebhookID, d.EventID, d.EventType, d.Position, d.Payload, d.Status, nanos(d.CreatedAt), nanos(d.NextAttemptAt)); err != nil {
+			if strings.Contains(err.Error(), "FOREIGN KEY") {
+				continue // the webhook was deleted meanwhile
+			}
+			return fmt.Errorf("delivery/sqlite: enqueue: %w", err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO checkpoints (name, position) VALUES (?, ?)
+		ON CONFLICT (name) DO UPDATE SET position = MAX(position, excluded.position)`, name, position); err != nil {
+		return fmt.Errorf("delivery/sqlite: checkpoint: %w", err)
+	}
+	return tx.Commit()
+}
+
+// Checkpoint implements delivery.Store.
+func (s *Store) Checkpoint(ctx context.Context, name string) (int64, error) {
+	var pos int64
+	err := s.db.Read.QueryRowContext(ctx, `SELECT position FROM checkpoints WHERE name = ?`, name).Scan(&pos)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return pos, err
+}
+
+// Claim implements delivery.Store. SQLite has one writer, so the UPDATE ... RETURNING is atomic.
+func (s *Store) Claim(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]delivery.Delivery, error) {
+	rows, err := s.db.Write.QueryContext(ctx, `UPDATE deliveries SET locked_until = ?
+		WHERE id IN (SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ? AND locked_until <= ?
+		             ORDER BY next_attempt_at, position LIMIT ?)
+		RETURNING `+deliveryColumns, nanos(now.Add(lease)), nanos(now), nanos(now), limit)
+	if err != nil {
+		return nil, fmt.Errorf("delivery/sqlite: claim: %w", err)
+	}
+	defer rows.Close()
+	var out []delivery.Delivery
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// Record implements delivery.Store.
+func (s *Store) Record(ctx context.Context, d delivery.Delivery, w *delivery.Webhook) error {
+	tx, err := s.db.Write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("delivery/sqlite: begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = ?, attempts = ?, response_status = ?, response_body = ?,
+		error = ?, last_attempt_at = ?, next_attempt_at = ?, locked_until = 0 WHERE id = ?`,
+		d.Status, d.Attempts, d.ResponseStatus, d.ResponseBody, d.Error, nanos(d.LastAttemptAt), nanos(d.NextAttemptAt), d.ID); err != nil {
+		return fmt.Errorf("delivery/sqlite: record: %w", err)
+	}
+	if w != nil {
+		if err := updateWebhook(ctx, tx, *w); err != nil && !errors.Is(err, userhook.ErrNotFound) {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// Delivery implements delivery.Store.
+func (s *Store) Delivery(ctx context.Context, id string) (delivery.Delivery, error) {
+	d, err := scanDelivery(s.db.Read.QueryRowContext(ctx, `SELECT `+deliveryColumns+` FROM deliveries WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return delivery.Delivery{}, fmt.Errorf("%w: no delivery %q", userhook.ErrNotFound, id)
+	}
+	if err != nil {
+		return delivery.Delivery{}, fmt.Errorf("delivery/sqlite: delivery: %w", err)
+	}
+	return d, nil
+}
+
+// Deliveries implements delivery.Store.
+func (s *Store) Deliveries(ctx context.Context, f delivery.Filter) ([]delivery.Delivery, error) {
+	q := `SELECT ` + deliveryColumns + ` FROM deliveries WHERE webhook_id = ?`
+	args := []any{f.WebhookID}
+	if f.Status != "" {
+		q += ` AND status = ?`
+		args = append(args, f.Status)
+	}
+	if f.Before > 0 {
+		q += ` AND position < ?`
+		args = append(args, f.Before)
+	}
+	q += ` ORDER BY position DESC LIMIT ?`
+	args = append(args, f.Limit)
+	rows, err := s.db.Read.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("delivery/sqlite: deliveries: %w", err)
+	}
+	defer rows.Close()
+	out := []delivery.Delivery{}
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// NextDue implements delivery.Store.
+func (s *Store) NextDue(ctx context.Context) (time.Time, error) {
+	var next sql.NullInt64
+	err := s.db.Read.QueryRowContext(ctx, `SELECT MIN(MAX(next_attempt_at, locked_until)) FROM deliveries WHERE status = 'pending'`).Scan(&next)
+	if err != nil || !next.Valid {
+		return time.Time{}, err
+	}
+	return fromNanos(next.Int64), nil
+}
+
+// Pending implements delivery.Store.
+func (s *Store) Pending(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.db.Read.QueryRowContext(ctx, `SELECT COUNT(*) FROM deliveries WHERE status = 'pending'`).Scan(&n)
+	return n, err
+}
