@@ -39,8 +39,8 @@ type EventResult struct {
 func (s *Server) authenticateEvents(c echo.Context, body []byte) (string, error) {
 	h := c.Request().Header
 	sigErr := ErrNoSignature
-	if s.deps.Webhooks != nil {
-		scheme, err := s.deps.Webhooks.Verify(h, body)
+	if s.deps.Inbound != nil {
+		scheme, err := s.deps.Inbound.Verify(h, body)
 		if err == nil {
 			return "signature:" + string(scheme), nil
 		}

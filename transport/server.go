@@ -18,6 +18,7 @@ import (
 	"github.com/userhook/userhook"
 	"github.com/userhook/userhook/aggregate"
 	"github.com/userhook/userhook/apikey"
+	"github.com/userhook/userhook/delivery"
 	"github.com/userhook/userhook/eventstore"
 	"github.com/userhook/userhook/projection"
 )
@@ -40,10 +41,15 @@ type Deps struct {
 	Tracker *projection.Tracker
 	Events  eventstore.Store
 	Logger  *slog.Logger
-	// Webhooks verifies inbound webhook signatures on POST /events (nil: none configured).
-	Webhooks *WebhookVerifier
+	// Inbound verifies webhook signatures on POST /events (nil: none configured).
+	Inbound *WebhookVerifier
 	// Receipts remembers provider events that raised nothing, so their copies are duplicates.
 	Receipts eventstore.Receipts
+	// Webhooks keeps the outbound subscriptions and their deliveries; Sender sends a manual retry.
+	Webhooks delivery.Store
+	Sender   *delivery.Sender
+	// AllowPrivate lets webhook URLs be http:// (local receivers).
+	AllowPrivate bool
 	// Ready lists what /readyz checks.
 	Ready []Check
 	// Positions reports, for /readyz, how far the store, the relay and each projection are.
@@ -81,6 +87,15 @@ func NewServer(d Deps) *Server {
 	e.GET("/users/:id", s.getUser, read, s.consistent())
 	e.GET("/users/:id/events", s.userEvents, read, s.consistent())
 	e.GET("/api/events", s.allEvents, read, s.consistent("from", "limit"))
+
+	admin := d.Auth.Require(apikey.RoleAdmin)
+	e.POST("/api/webhooks", s.createWebhook, admin)
+	e.GET("/api/webhooks", s.listWebhooks, admin)
+	e.GET("/api/webhooks/:id", s.getWebhook, admin)
+	e.PATCH("/api/webhooks/:id", s.patchWebhook, admin)
+	e.DELETE("/api/webhooks/:id", s.deleteWebhook, admin)
+	e.GET("/api/webhooks/:id/deliveries", s.listDeliveries, admin)
+	e.POST("/api/webhooks/deliveries/:deliveryId/retry", s.retryDelivery, admin)
 	return s
 }
 

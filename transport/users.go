@@ -95,6 +95,9 @@ func decodeJSON(body []byte, v any) error {
 		if errors.As(err, &te) && te.Field != "" {
 			return userhook.FieldErrors{{Field: te.Field, Message: "must be a " + jsonKind(te.Type.Kind().String())}}
 		}
+		if errors.As(err, &te) {
+			return fmt.Errorf("%w: the body must be a JSON object", userhook.ErrInvalid)
+		}
 		return fmt.Errorf("%w: the body is not valid JSON", userhook.ErrInvalid)
 	}
 	return nil

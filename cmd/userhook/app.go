@@ -21,6 +21,8 @@ import (
 
 	"github.com/userhook/userhook/aggregate"
 	"github.com/userhook/userhook/apikey"
+	"github.com/userhook/userhook/delivery"
+	deliverysqlite "github.com/userhook/userhook/delivery/sqlite"
 	"github.com/userhook/userhook/eventstore"
 	"github.com/userhook/userhook/eventstore/sqlite"
 	"github.com/userhook/userhook/internal/sqlitedb"
@@ -35,6 +37,7 @@ type storage struct {
 	events eventstore.Store
 	keys   apikey.Store
 	reads  projection.ReadModel
+	hooks  delivery.Store
 }
 
 func openStorage(ctx context.Context, cfg Config) (*storage, error) {
@@ -62,7 +65,13 @@ func openStorage(ctx context.Context, cfg Config) (*storage, error) {
 		_ = db.Close()
 		return nil, err
 	}
-	return &storage{db: db, events: events, keys: keys, reads: reads}, nil
+	hooks, err := deliverysqlite.New(ctx, db)
+	if err != nil {
+		_ = events.Close()
+		_ = db.Close()
+		return nil, err
+	}
+	return &storage{db: db, events: events, keys: keys, reads: reads, hooks: hooks}, nil
 }
 
 func (s *storage) Close() error {
@@ -90,7 +99,10 @@ type Main struct {
 	tracker  *projection.Tracker
 	users    *projection.Users
 	pipeline *projection.Pipeline
-	closers  []func() error
+	sender   *delivery.Sender
+	// stopSender ends the delivery sender and waits for attempts in flight.
+	stopSender func()
+	closers    []func() error
 
 	closeOnce sync.Once
 	closeErr  error
@@ -174,15 +186,18 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	secrets, _ := parseWebhookSecrets(cfg.WebhookSecrets)
 	receipts, _ := m.storage.events.(eventstore.Receipts)
 	server := transport.NewServer(transport.Deps{
-		Users:     aggregate.NewService(m.storage.events, m.Now),
-		Auth:      &transport.Authenticator{JWT: verifier, Keys: apikey.NewKeyring(bootstrap, m.storage.keys)},
-		Logger:    m.log,
-		Reads:     m.storage.reads,
-		Tracker:   m.tracker,
-		Events:    m.storage.events,
-		Positions: m.positions,
-		Webhooks:  &transport.WebhookVerifier{Secrets: secrets},
-		Receipts:  receipts,
+		Users:        aggregate.NewService(m.storage.events, m.Now),
+		Auth:         &transport.Authenticator{JWT: verifier, Keys: apikey.NewKeyring(bootstrap, m.storage.keys)},
+		Logger:       m.log,
+		Reads:        m.storage.reads,
+		Tracker:      m.tracker,
+		Events:       m.storage.events,
+		Positions:    m.positions,
+		Inbound:      &transport.WebhookVerifier{Secrets: secrets},
+		Webhooks:     m.storage.hooks,
+		Sender:       m.sender,
+		AllowPrivate: cfg.WebhookAllowPrivate,
+		Receipts:     receipts,
 		Ready: []transport.Check{
 			{Name: "store", Check: m.storage.events.Ping},
 			{Name: "projection", Check: m.pipeline.Healthy},
@@ -283,8 +298,35 @@ func (m *Main) startProjections(ctx context.Context) error {
 			return m.storage.reads.Checkpoint(ctx, projection.UsersProjection)
 		},
 	})
+	backoff, _ := parseBackoff(m.Config.DeliveryBackoff)
+	m.sender = &delivery.Sender{
+		Store:        m.storage.hooks,
+		Client:       delivery.NewClient(delivery.Timeout, m.Config.WebhookAllowPrivate),
+		Backoff:      backoff,
+		DisableAfter: m.Config.WebhookDisableAfter,
+		Workers:      m.Config.DeliveryWorkers,
+		Logger:       m.log.With("component", "delivery"),
+	}
+	consumer := &delivery.Consumer{Store: m.storage.hooks, Events: m.storage.events, Wake: m.sender.Wake}
+	m.pipeline.Add(projection.Handler{
+		Name:   delivery.ConsumerName,
+		Handle: consumer.Handle,
+		Checkpoint: func(ctx context.Context) (int64, error) {
+			return m.storage.hooks.Checkpoint(ctx, delivery.ConsumerName)
+		},
+	})
 	m.closers = append(m.closers, pubsub.Close)
-	return m.pipeline.Start(ctx)
+	if err := m.pipeline.Start(ctx); err != nil {
+		return err
+	}
+	senderCtx, stopSender := context.WithCancel(ctx)
+	senderDone := make(chan struct{})
+	go func() {
+		defer close(senderDone)
+		_ = m.sender.Run(senderCtx)
+	}()
+	m.stopSender = func() { stopSender(); <-senderDone }
+	return nil
 }
 
 // positions are how far the store, the relay and the users projection are.
@@ -329,6 +371,10 @@ func (m *Main) close() error {
 		}
 		cancel()
 		m.http = nil
+	}
+	if m.stopSender != nil {
+		m.stopSender()
+		m.stopSender = nil
 	}
 	if m.pipeline != nil {
 		errs = append(errs, m.pipeline.Close())

@@ -26,7 +26,11 @@ type Config struct {
 	WebhookSecrets      string
 	WebhookAllowPrivate bool
 	DeliveryBackoff     string
-	LogLevel            string
+	// WebhookDisableAfter disables a webhook whose deliveries have all failed for this long (0: never).
+	WebhookDisableAfter time.Duration
+	// DeliveryWorkers is how many deliveries are sent at once.
+	DeliveryWorkers int
+	LogLevel        string
 	// Dev generates ephemeral credentials at start and prints them with a ready-to-paste curl.
 	Dev bool
 	// ShutdownTimeout bounds how long requests in flight may take to finish on SIGTERM.
@@ -36,12 +40,14 @@ type Config struct {
 // DefaultConfig is the embedded default: a SQLite file and in-process pub/sub.
 func DefaultConfig() Config {
 	return Config{
-		Addr:            ":8080",
-		Database:        "./data/userhook.db",
-		PubSub:          "embedded",
-		DeliveryBackoff: "5s,30s,2m,10m,1h,6h",
-		LogLevel:        "info",
-		ShutdownTimeout: 15 * time.Second,
+		Addr:                ":8080",
+		Database:            "./data/userhook.db",
+		PubSub:              "embedded",
+		DeliveryBackoff:     "5s,30s,2m,10m,1h,6h",
+		WebhookDisableAfter: 72 * time.Hour,
+		DeliveryWorkers:     4,
+		LogLevel:            "info",
+		ShutdownTimeout:     15 * time.Second,
 	}
 }
 
@@ -69,6 +75,8 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.WebhookSecrets, "webhook-secrets", c.WebhookSecrets, "inbound signing secrets (whsec_...), comma-separated")
 	fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", c.WebhookAllowPrivate, "let deliveries reach loopback and private addresses")
 	fs.StringVar(&c.DeliveryBackoff, "delivery-backoff", c.DeliveryBackoff, "delays between delivery attempts")
+	fs.DurationVar(&c.WebhookDisableAfter, "webhook-disable-after", c.WebhookDisableAfter, "disable a webhook whose deliveries all failed for this long (0: never)")
+	fs.IntVar(&c.DeliveryWorkers, "delivery-workers", c.DeliveryWorkers, "deliveries sent at once")
 	fs.BoolVar(&c.Dev, "dev", c.Dev, "generate and print ephemeral development credentials")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long requests in flight may take on shutdown")
 }
@@ -162,6 +170,12 @@ func (c Config) Validate() error {
 	}
 	if _, err := parseBackoff(c.DeliveryBackoff); err != nil {
 		errs = append(errs, err)
+	}
+	if c.WebhookDisableAfter < 0 {
+		errs = append(errs, errors.New("webhook-disable-after: must not be negative"))
+	}
+	if c.DeliveryWorkers < 1 || c.DeliveryWorkers > 256 {
+		errs = append(errs, errors.New("delivery-workers: must be from 1 to 256"))
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("shutdown-timeout: must be positive"))

@@ -1,0 +1,292 @@
+package transport
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/userhook/userhook"
+	"github.com/userhook/userhook/delivery"
+)
+
+// webhookBody is a webhook as the API shows it; secrets are masked except where they were just set.
+type webhookBody struct {
+	ID             string    `json:"id"`
+	Name           string    `json:"name"`
+	URL            string    `json:"url"`
+	Events         []string  `json:"events"`
+	Enabled        bool      `json:"enabled"`
+	ContentType    string    `json:"contentType"`
+	Secrets        []string  `json:"secrets"`
+	DisabledReason string    `json:"disabledReason,omitempty"`
+	CreatedAt      time.Time `json:"createdAt"`
+	UpdatedAt      time.Time `json:"updatedAt"`
+}
+
+func toWebhookBody(w delivery.Webhook, showSecrets bool) webhookBody {
+	secrets := make([]string, len(w.Secrets))
+	for i, s := range w.Secrets {
+		secrets[i] = s
+		if !showSecrets {
+			secrets[i] = delivery.Mask(s)
+		}
+	}
+	return webhookBody{ID: w.ID, Name: w.Name, URL: w.URL, Events: w.Events, Enabled: w.Enabled, ContentType: w.ContentType,
+		Secrets: secrets, DisabledReason: w.DisabledReason, CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt}
+}
+
+type deliveryBody struct {
+	ID             string     `json:"id"`
+	WebhookID      string     `json:"webhookId"`
+	EventID        string     `json:"eventId"`
+	EventType      string     `json:"eventType"`
+	Status         string     `json:"status"`
+	Attempts       int        `json:"attempts"`
+	ResponseStatus *int       `json:"responseStatus"`
+	ResponseBody   string     `json:"responseBody,omitempty"`
+	Error          string     `json:"error"`
+	CreatedAt      time.Time  `json:"createdAt"`
+	LastAttemptAt  *time.Time `json:"lastAttemptAt"`
+	NextAttemptAt  *time.Time `json:"nextAttemptAt"`
+}
+
+func toDeliveryBody(d delivery.Delivery) deliveryBody {
+	b := deliveryBody{ID: d.ID, WebhookID: d.WebhookID, EventID: d.EventID, EventType: d.EventType, Status: d.Status,
+		Attempts: d.Attempts, ResponseBody: d.ResponseBody, Error: d.Error, CreatedAt: d.CreatedAt}
+	if d.ResponseStatus != 0 {
+		b.ResponseStatus = &d.ResponseStatus
+	}
+	if !d.LastAttemptAt.IsZero() {
+		b.LastAttemptAt = &d.LastAttemptAt
+	}
+	if !d.NextAttemptAt.IsZero() && d.Status == delivery.StatusPending {
+		b.NextAttemptAt = &d.NextAttemptAt
+	}
+	return b
+}
+
+// webhookRequest is the body of POST and PATCH; a nil field was not sent.
+type webhookRequest struct {
+	Name        *string   `json:"name"`
+	URL         *string   `json:"url"`
+	Events      *[]string `json:"events"`
+	Enabled     *bool     `json:"enabled"`
+	ContentType *string   `json:"contentType"`
+	Secrets     *[]string `json:"secrets"`
+}
+
+// decodeWebhookRequest reads a POST or PATCH body field by field, so that unknown fields (a misspelt setting
+// is not silently ignored) and fields of the wrong type are all reported at once.
+func decodeWebhookRequest(body []byte) (webhookRequest, error) {
+	var req webhookRequest
+	var fields map[string]json.RawMessage
+	if err := decodeJSON(body, &fields); err != nil {
+		return req, err
+	}
+	var fe userhook.FieldErrors
+	targets := map[string]struct {
+		dst  any
+		kind string
+	}{
+		"name": {&req.Name, "string"}, "url": {&req.URL, "string"}, "events": {&req.Events, "array of strings"},
+		"enabled": {&req.Enabled, "boolean"}, "contentType": {&req.ContentType, "string"}, "secrets": {&req.Secrets, "array of strings"},
+	}
+	names := make([]string, 0, len(fields))
+	for name := range fields {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		t, ok := targets[name]
+		if !ok {
+			fe.Add(name, "unknown field")
+			continue
+		}
+		if err := json.Unmarshal(fields[name], t.dst); err != nil {
+			fe.Add(name, "must be a "+t.kind)
+		}
+	}
+	return req, fe.Err()
+}
+
+func (s *Server) webhookID(c echo.Context) string { return c.Param("id") }
+
+func (s *Server) createWebhook(c echo.Context) error {
+	body, err := readJSONBody(c)
+	if err != nil {
+		return err
+	}
+	req, err := decodeWebhookRequest(body)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	now := time.Now().UTC()
+	w := delivery.Webhook{ID: delivery.NewID("wh_"), Enabled: true, ContentType: "application/json", CreatedAt: now, UpdatedAt: now}
+	applyWebhookRequest(&w, req)
+	if err := delivery.Validate(w, s.deps.AllowPrivate); err != nil {
+		return err
+	}
+	if len(w.Secrets) == 0 {
+		w.Secrets = []string{delivery.NewSecret()}
+	}
+	if w.FromPosition, err = s.deps.Events.LastPosition(ctx); err != nil {
+		return err
+	}
+	if err := s.deps.Webhooks.CreateWebhook(ctx, w); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, map[string]any{"data": toWebhookBody(w, true)})
+}
+
+func applyWebhookRequest(w *delivery.Webhook, req webhookRequest) {
+	if req.Name != nil {
+		w.Name = strings.TrimSpace(*req.Name)
+	}
+	if req.URL != nil {
+		w.URL = strings.TrimSpace(*req.URL)
+	}
+	if req.Events != nil {
+		w.Events = *req.Events
+	}
+	if req.Enabled != nil {
+		w.Enabled = *req.Enabled
+		if w.Enabled {
+			w.DisabledReason, w.FailingSince = "", time.Time{}
+		}
+	}
+	if req.ContentType != nil {
+		w.ContentType = *req.ContentType
+	}
+	if req.Secrets != nil {
+		w.Secrets = *req.Secrets
+	}
+}
+
+func (s *Server) listWebhooks(c echo.Context) error {
+	hooks, err := s.deps.Webhooks.Webhooks(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	out := make([]webhookBody, len(hooks))
+	for i, w := range hooks {
+		out[i] = toWebhookBody(w, false)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"data": out})
+}
+
+func (s *Server) getWebhook(c echo.Context) error {
+	w, err := s.deps.Webhooks.Webhook(c.Request().Context(), s.webhookID(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"data": toWebhookBody(w, false)})
+}
+
+func (s *Server) patchWebhook(c echo.Context) error {
+	body, err := readJSONBody(c)
+	if err != nil {
+		return err
+	}
+	req, err := decodeWebhookRequest(body)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	w, err := s.deps.Webhooks.Webhook(ctx, s.webhookID(c))
+	if err != nil {
+		return err
+	}
+	applyWebhookRequest(&w, req)
+	if err := delivery.Validate(w, s.deps.AllowPrivate); err != nil {
+		return err
+	}
+	if len(w.Secrets) == 0 {
+		w.Secrets = []string{delivery.NewSecret()}
+	}
+	// A changed webhook applies from the next event on.
+	if w.FromPosition, err = s.deps.Events.LastPosition(ctx); err != nil {
+		return err
+	}
+	w.UpdatedAt = time.Now().UTC()
+	if err := s.deps.Webhooks.UpdateWebhook(ctx, w); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"data": toWebhookBody(w, req.Secrets != nil)})
+}
+
+func (s *Server) deleteWebhook(c echo.Context) error {
+	id := s.webhookID(c)
+	if err := s.deps.Webhooks.DeleteWebhook(c.Request().Context(), id); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"data": map[string]any{"id": id, "deleted": true}})
+}
+
+func (s *Server) listDeliveries(c echo.Context) error {
+	ctx := c.Request().Context()
+	var fe userhook.FieldErrors
+	allowed := map[string]bool{"status": true, "limit": true, "cursor": true}
+	for name := range c.QueryParams() {
+		if !allowed[name] {
+			fe.Add(name, "unknown query parameter")
+		}
+	}
+	f := delivery.Filter{WebhookID: s.webhookID(c), Status: c.QueryParam("status")}
+	f.Limit = limitParam(c, &fe)
+	switch f.Status {
+	case "", delivery.StatusPending, delivery.StatusSucceeded, delivery.StatusFailed:
+	default:
+		fe.Add("status", "must be pending, succeeded or failed")
+	}
+	if cur := c.QueryParam("cursor"); cur != "" {
+		b, err := base64.RawURLEncoding.DecodeString(cur)
+		n, perr := strconv.ParseInt(string(b), 10, 64)
+		if err != nil || perr != nil || n <= 0 {
+			fe.Add("cursor", "is not a cursor this API returned")
+		}
+		f.Before = n
+	}
+	if err := fe.Err(); err != nil {
+		return err
+	}
+	if _, err := s.deps.Webhooks.Webhook(ctx, f.WebhookID); err != nil {
+		return err
+	}
+	want := f.Limit
+	f.Limit++
+	list, err := s.deps.Webhooks.Deliveries(ctx, f)
+	if err != nil {
+		return err
+	}
+	var next *string
+	if len(list) > want {
+		list = list[:want]
+		cur := base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(list[want-1].Position, 10)))
+		next = &cur
+	}
+	out := make([]deliveryBody, len(list))
+	for i, d := range list {
+		out[i] = toDeliveryBody(d)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"data": out, "nextCursor": next})
+}
+
+func (s *Server) retryDelivery(c echo.Context) error {
+	ctx := c.Request().Context()
+	d, err := s.deps.Webhooks.Delivery(ctx, c.Param("deliveryId"))
+	if err != nil {
+		return err
+	}
+	d, err = s.deps.Sender.Attempt(ctx, d, true)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"data": toDeliveryBody(d)})
+}
