@@ -164,6 +164,13 @@ func checkBatchShape(body []byte) error {
 	return nil
 }
 
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
 func firstLine(err error) string {
 	s := err.Error()
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
@@ -189,20 +196,29 @@ type cloudEvent interface {
 
 // innerEvent is AuthPI's event inside the envelope's data (seed 001).
 type innerEvent struct {
-	ID      string          `json:"id"`
-	Type    string          `json:"type"`
-	Trace   string          `json:"trace"`
-	Source  string          `json:"source"`
-	Time    *time.Time      `json:"time"`
-	Subject json.RawMessage `json:"subject"`
-	Data    json.RawMessage `json:"data"`
+	ID      string
+	Type    string
+	Trace   string
+	Source  string
+	Time    time.Time
+	Subject json.RawMessage
+	Data    json.RawMessage
 }
 
 func incoming(ev cloudEvent, prefix string) (Incoming, userhook.FieldErrors) {
 	var fe userhook.FieldErrors
 	if err := ev.Validate(); err != nil {
-		fe.Add(prefix+"envelope", "not a valid CloudEvent: "+firstLine(err))
-		return Incoming{}, fe
+		// The SDK says one fault per line, in no fixed order: every one is reported, sorted.
+		lines := strings.Split(strings.TrimSpace(err.Error()), "\n")
+		sort.Strings(lines)
+		for _, line := range lines {
+			if line = strings.TrimSpace(line); line != "" {
+				fe.Add(prefix+"envelope", "not a valid CloudEvent: "+truncate(line, 200))
+			}
+		}
+		if ev.Type() == "" {
+			return Incoming{}, fe
+		}
 	}
 	in := Incoming{
 		EnvelopeID: ev.ID(), EnvelopeSource: ev.Source(), EnvelopeType: ev.Type(),
@@ -225,14 +241,14 @@ func incoming(ev cloudEvent, prefix string) (Incoming, userhook.FieldErrors) {
 		}
 	}
 	dataPath := prefix + "data"
-	if inner, ok := asInner(object); ok {
+	if inner, ok := asInner(in.Type, object, dataPath, &fe); ok {
 		in.Inner = true
 		in.ID, in.Type, in.Trace = inner.ID, inner.Type, inner.Trace
 		if inner.Source != "" {
 			in.Source = inner.Source
 		}
-		if inner.Time != nil && !inner.Time.IsZero() {
-			in.Time = *inner.Time
+		if !inner.Time.IsZero() {
+			in.Time = inner.Time
 		}
 		in.UserID = subjectUserID(inner.Subject)
 		object = nil
@@ -265,21 +281,49 @@ func incoming(ev cloudEvent, prefix string) (Incoming, userhook.FieldErrors) {
 	return in, fe
 }
 
-// asInner recognises AuthPI's shape: data that is itself an event with an id, a type and a subject or data.
-func asInner(object map[string]json.RawMessage) (innerEvent, bool) {
-	if object == nil {
-		return innerEvent{}, false
-	}
-	_, hasSubject := object["subject"]
-	_, hasData := object["data"]
-	if !hasSubject && !hasData {
+// asInner recognises AuthPI's shape: an envelope that is not itself a user event, whose data is an event
+// with a type and a subject or an id. Once recognised, a malformed inner event is a fault (with a wrong inner
+// time, say), never a reason to fall back to the envelope: that would ignore the event for good.
+func asInner(envelopeType string, object map[string]json.RawMessage, path string, fe *userhook.FieldErrors) (innerEvent, bool) {
+	if object == nil || (Incoming{Type: envelopeType}).Supported() {
 		return innerEvent{}, false
 	}
 	var inner innerEvent
-	raw, _ := json.Marshal(object)
-	if err := json.Unmarshal(raw, &inner); err != nil || inner.ID == "" || inner.Type == "" {
+	if json.Unmarshal(object["type"], &inner.Type) != nil || inner.Type == "" {
 		return innerEvent{}, false
 	}
+	_, hasSubject := object["subject"]
+	_, hasID := object["id"]
+	if !hasSubject && !hasID {
+		return innerEvent{}, false
+	}
+	str := func(key string, dst *string, required bool) {
+		raw, ok := object[key]
+		if !ok || string(raw) == "null" {
+			if required {
+				fe.Add(path+"."+key, key+" is required in an inner event")
+			}
+			return
+		}
+		if err := json.Unmarshal(raw, dst); err != nil {
+			fe.Add(path+"."+key, "must be a string")
+		}
+	}
+	str("id", &inner.ID, true)
+	str("source", &inner.Source, false)
+	str("trace", &inner.Trace, false)
+	if raw, ok := object["time"]; ok && string(raw) != "null" {
+		var ts string
+		t, err := time.Time{}, json.Unmarshal(raw, &ts)
+		if err == nil {
+			t, err = time.Parse(time.RFC3339Nano, ts)
+		}
+		if err != nil {
+			fe.Add(path+".time", "must be an RFC 3339 time")
+		}
+		inner.Time = t
+	}
+	inner.Subject, inner.Data = object["subject"], object["data"]
 	return inner, true
 }
 
@@ -309,6 +353,9 @@ func attributes(object map[string]json.RawMessage, path string, fe *userhook.Fie
 	sort.Strings(keys) // faults come in a stable order
 	for _, k := range keys {
 		raw := object[k]
+		if string(raw) == "null" {
+			continue // a null attribute says nothing
+		}
 		switch k {
 		case "email":
 			var email string

@@ -38,8 +38,12 @@ var statusOf = []struct {
 
 const internalMessage = "An unexpected error occurred on the server"
 
-// errUnsupportedMedia is answered 415.
-var errUnsupportedMedia = errors.New("unsupported media type")
+// unsupportedMedia is answered 415; it names the media types the route accepts.
+type unsupportedMedia struct{ accepted []string }
+
+func (e *unsupportedMedia) Error() string {
+	return "Content-Type must be " + strings.Join(e.accepted, " or ")
+}
 
 // errorHandler renders every error of every route in the documented shape. Only unexpected errors are
 // logged, with the request id; their text never reaches the client.
@@ -54,8 +58,8 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		switch {
 		case errors.As(err, &fe):
 			body.Code, body.Message, body.Details = http.StatusBadRequest, statusOf[0].message, fe
-		case errors.Is(err, errUnsupportedMedia):
-			body.Code, body.Message = http.StatusUnsupportedMediaType, "Content-Type must be application/json"
+		case errors.As(err, new(*unsupportedMedia)):
+			body.Code, body.Message = http.StatusUnsupportedMediaType, err.Error()
 		case errors.As(err, &he):
 			body.Code = he.Code
 			body.Message = http.StatusText(he.Code)

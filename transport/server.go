@@ -180,7 +180,7 @@ func readJSONBody(c echo.Context, accepted ...string) ([]byte, error) {
 			ok = ok || err == nil && mt == a
 		}
 		if !ok {
-			return nil, errUnsupportedMedia
+			return nil, &unsupportedMedia{accepted: append([]string{"application/json"}, accepted...)}
 		}
 	}
 	if req.ContentLength > MaxBodyBytes {
