@@ -64,42 +64,56 @@ func (c *Consumer) Handle(msg *message.Message) error {
 
 // Consume creates the deliveries of one stored event.
 func (c *Consumer) Consume(ctx context.Context, e eventstore.Event) error {
-	typ := aggregate.PublicType(e.Type)
-	var matching []Webhook
-	if typ != "" {
-		hooks, err := c.Store.Webhooks(ctx)
-		if err != nil {
-			return err
-		}
-		for _, w := range hooks {
-			if w.Matches(typ) && e.Position > w.FromPosition {
-				matching = append(matching, w)
-			}
-		}
+	return c.ConsumeBatch(ctx, []eventstore.Event{e})
+}
+
+// ConsumeBatch creates the deliveries of events (in position order) and advances the checkpoint to the last
+// one, in one transaction.
+func (c *Consumer) ConsumeBatch(ctx context.Context, events []eventstore.Event) error {
+	if len(events) == 0 {
+		return nil
 	}
-	if len(matching) == 0 {
-		return c.Store.Enqueue(ctx, ConsumerName, e.Position, nil)
-	}
-	payload, err := c.payload(ctx, e, typ)
-	if err != nil {
-		return err
-	}
+	var hooks []Webhook
+	loaded := false
 	now := time.Now
 	if c.Now != nil {
 		now = c.Now
 	}
 	at := now().UTC()
-	deliveries := make([]Delivery, len(matching))
-	for i, w := range matching {
-		deliveries[i] = Delivery{
-			ID: NewID("dlv_"), WebhookID: w.ID, EventID: e.ID, EventType: typ, Position: e.Position,
-			Payload: payload, Status: StatusPending, CreatedAt: at, NextAttemptAt: at,
+	var deliveries []Delivery
+	for _, e := range events {
+		typ := aggregate.PublicType(e.Type)
+		if typ == "" {
+			continue
+		}
+		if !loaded {
+			var err error
+			if hooks, err = c.Store.Webhooks(ctx); err != nil {
+				return err
+			}
+			loaded = true
+		}
+		var payload []byte
+		for _, w := range hooks {
+			if !w.Matches(typ) || e.Position <= w.FromPosition {
+				continue
+			}
+			if payload == nil {
+				var err error
+				if payload, err = c.payload(ctx, e, typ); err != nil {
+					return err
+				}
+			}
+			deliveries = append(deliveries, Delivery{
+				ID: NewID("dlv_"), WebhookID: w.ID, EventID: e.ID, EventType: typ, Position: e.Position,
+				Payload: payload, Status: StatusPending, CreatedAt: at, NextAttemptAt: at,
+			})
 		}
 	}
-	if err := c.Store.Enqueue(ctx, ConsumerName, e.Position, deliveries); err != nil {
+	if err := c.Store.Enqueue(ctx, ConsumerName, events[len(events)-1].Position, deliveries); err != nil {
 		return err
 	}
-	if c.Wake != nil {
+	if len(deliveries) > 0 && c.Wake != nil {
 		c.Wake()
 	}
 	return nil

@@ -23,6 +23,8 @@ type Handler struct {
 	// Checkpoint reports the handler's own saved position, for the relay's start on a pub/sub that keeps
 	// nothing.
 	Checkpoint func(ctx context.Context) (int64, error)
+	// Run, when set, runs beside the router for as long as the pipeline (a Batcher's Run).
+	Run func(ctx context.Context) error
 }
 
 // Pipeline runs the relay and a Watermill router with the consumers of the event stream.
@@ -75,6 +77,18 @@ func (p *Pipeline) Start(ctx context.Context) error {
 	}
 	p.router = router
 	ctx, p.cancel = context.WithCancel(ctx)
+	for _, h := range p.handlers {
+		if h.Run == nil {
+			continue
+		}
+		p.wg.Add(1)
+		go func(h Handler) {
+			defer p.wg.Done()
+			if err := h.Run(ctx); err != nil {
+				p.fail(fmt.Errorf("%s: %w", h.Name, err))
+			}
+		}(h)
+	}
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()

@@ -50,6 +50,9 @@ type ReadModel interface {
 	// transaction; when fn reports a change the row is written, and in any case the checkpoint of name
 	// advances to position.
 	Update(ctx context.Context, name string, position int64, userID string, fn func(u *aggregate.User) (bool, error)) error
+	// Batch is Update for many users in one transaction: fn gets the current row of each of userIDs and
+	// returns the ids of the rows it changed.
+	Batch(ctx context.Context, name string, position int64, userIDs []string, fn func(rows map[string]*aggregate.User) ([]string, error)) error
 	// Get returns one user; an error matching userhook.ErrNotFound when there is none.
 	Get(ctx context.Context, userID string) (aggregate.User, error)
 	// List returns a page of users in user id order.

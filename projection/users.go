@@ -15,8 +15,10 @@ import (
 type Users struct {
 	Model   ReadModel
 	Tracker *Tracker
-	// FailNext, when positive, makes that many handled messages fail before touching the read model; tests use
-	// it to show that a failed message is redelivered and the read model still converges.
+	// Store, when set, fills a gap in a user's stream instead of failing the message.
+	Store eventstore.Store
+	// FailNext, when positive, makes that many messages or batches fail before touching the read model; tests
+	// use it to show that failed work is done again and the read model still converges.
 	FailNext atomic.Int64
 	applied  atomic.Int64
 }
@@ -26,9 +28,6 @@ func (p *Users) Applied() int64 { return p.applied.Load() }
 
 // Handle is the Watermill handler.
 func (p *Users) Handle(msg *message.Message) error {
-	if p.FailNext.Load() > 0 && p.FailNext.Add(-1) >= 0 {
-		return fmt.Errorf("projection: injected failure for %s", msg.UUID)
-	}
 	e, err := EventOf(msg)
 	if err != nil {
 		return err
@@ -39,28 +38,78 @@ func (p *Users) Handle(msg *message.Message) error {
 // Project applies one stored event: skipped when the row already has its version, ErrGap when an earlier one
 // is missing, applied otherwise; the checkpoint advances with the row in one transaction.
 func (p *Users) Project(ctx context.Context, e eventstore.Event) error {
-	changed := false
-	err := p.Model.Update(ctx, UsersProjection, e.Position, e.StreamID, func(u *aggregate.User) (bool, error) {
-		switch {
-		case e.Version <= u.Version:
-			return false, nil
-		case e.Version > u.Version+1:
-			return false, fmt.Errorf("%w: %s is at version %d, event %s has %d", ErrGap, e.StreamID, u.Version, e.ID, e.Version)
+	return p.ProjectBatch(ctx, []eventstore.Event{e})
+}
+
+// ProjectBatch applies events in position order in one transaction with the checkpoint. An event whose
+// version a row already has is skipped. A gap (an earlier event of the stream missing) is filled from the
+// store when Store is set, and is ErrGap otherwise, so the batch fails and is tried again.
+func (p *Users) ProjectBatch(ctx context.Context, events []eventstore.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	if p.FailNext.Load() > 0 && p.FailNext.Add(-1) >= 0 {
+		return fmt.Errorf("projection: injected failure at position %d", events[0].Position)
+	}
+	ids := make([]string, 0, len(events))
+	for _, e := range events {
+		ids = append(ids, e.StreamID)
+	}
+	var applied int64
+	last := events[len(events)-1].Position
+	err := p.Model.Batch(ctx, UsersProjection, last, ids, func(rows map[string]*aggregate.User) ([]string, error) {
+		applied = 0
+		var changed []string
+		dirty := map[string]bool{}
+		for _, e := range events {
+			u := rows[e.StreamID]
+			if e.Version <= u.Version {
+				continue
+			}
+			if e.Version > u.Version+1 {
+				if err := p.fillGap(ctx, u, e); err != nil {
+					return nil, err
+				}
+			}
+			if err := u.ApplyStored(e); err != nil {
+				return nil, err
+			}
+			applied++
+			if !dirty[e.StreamID] {
+				dirty[e.StreamID] = true
+				changed = append(changed, e.StreamID)
+			}
 		}
-		if err := u.ApplyStored(e); err != nil {
-			return false, err
-		}
-		changed = true
-		return true, nil
+		return changed, nil
 	})
 	if err != nil {
 		return err
 	}
-	if changed {
-		p.applied.Add(1)
-	}
+	p.applied.Add(applied)
 	if p.Tracker != nil {
-		p.Tracker.Advance(e.Position)
+		p.Tracker.Advance(last)
+	}
+	return nil
+}
+
+// fillGap applies the stored events of u's stream between its version and e's.
+func (p *Users) fillGap(ctx context.Context, u *aggregate.User, e eventstore.Event) error {
+	if p.Store == nil {
+		return fmt.Errorf("%w: %s is at version %d, event %s has %d", ErrGap, e.StreamID, u.Version, e.ID, e.Version)
+	}
+	stream, err := p.Store.Load(ctx, e.StreamID)
+	if err != nil {
+		return err
+	}
+	for _, se := range stream {
+		if se.Version > u.Version && se.Version < e.Version {
+			if err := u.ApplyStored(se); err != nil {
+				return err
+			}
+		}
+	}
+	if u.Version != e.Version-1 {
+		return fmt.Errorf("%w: %s is at version %d, event %s has %d", ErrGap, e.StreamID, u.Version, e.ID, e.Version)
 	}
 	return nil
 }

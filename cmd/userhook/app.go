@@ -281,7 +281,7 @@ func (m *Main) startProjections(ctx context.Context) error {
 		return err
 	}
 	m.tracker = projection.NewTracker(pos)
-	m.users = &projection.Users{Model: m.storage.reads, Tracker: m.tracker}
+	m.users = &projection.Users{Model: m.storage.reads, Tracker: m.tracker, Store: m.storage.events}
 	wlog := watermill.NewSlogLogger(m.log.With("component", "gochannel"))
 	pubsub := gochannel.NewGoChannel(gochannel.Config{BlockPublishUntilSubscriberAck: true}, wlog)
 	m.pipeline = &projection.Pipeline{
@@ -291,9 +291,13 @@ func (m *Main) startProjections(ctx context.Context) error {
 		Subscriber:  pubsub,
 		Logger:      m.log,
 	}
+	// On the in-process GoChannel the consumers acknowledge on receipt and commit in batches: a restart
+	// recovers from their checkpoints through the relay, not from the pub/sub.
+	usersBatch := projection.NewBatcher(m.users.ProjectBatch, 4096, m.log.With("component", projection.UsersProjection))
 	m.pipeline.Add(projection.Handler{
 		Name:   projection.UsersProjection,
-		Handle: m.users.Handle,
+		Handle: usersBatch.Handle,
+		Run:    usersBatch.Run,
 		Checkpoint: func(ctx context.Context) (int64, error) {
 			return m.storage.reads.Checkpoint(ctx, projection.UsersProjection)
 		},
@@ -308,9 +312,11 @@ func (m *Main) startProjections(ctx context.Context) error {
 		Logger:       m.log.With("component", "delivery"),
 	}
 	consumer := &delivery.Consumer{Store: m.storage.hooks, Events: m.storage.events, Wake: m.sender.Wake}
+	deliveryBatch := projection.NewBatcher(consumer.ConsumeBatch, 4096, m.log.With("component", delivery.ConsumerName))
 	m.pipeline.Add(projection.Handler{
 		Name:   delivery.ConsumerName,
-		Handle: consumer.Handle,
+		Handle: deliveryBatch.Handle,
+		Run:    deliveryBatch.Run,
 		Checkpoint: func(ctx context.Context) (int64, error) {
 			return m.storage.hooks.Checkpoint(ctx, delivery.ConsumerName)
 		},

@@ -265,6 +265,8 @@ func TestProjectionConvergesAfterFailures(t *testing.T) {
 		acked.Range(func(any, any) bool { n++; return true })
 		return n >= 60
 	}, 10*time.Second, time.Millisecond)
+	assert.Eventually(t, func() bool { return s.Main.users.FailNext.Load() <= 0 }, 5*time.Second, time.Millisecond,
+		"the injected failures happened")
 	require.NoError(t, s.Main.Close(), "the program stops mid-stream, writers still posting")
 	wg.Wait()
 

@@ -115,29 +115,60 @@ const upsertCheckpoint = `INSERT INTO checkpoints (name, position) VALUES (?, ?)
 
 // Update implements projection.ReadModel.
 func (m *ReadModel) Update(ctx context.Context, name string, position int64, userID string, fn func(u *aggregate.User) (bool, error)) error {
+	return m.Batch(ctx, name, position, []string{userID}, func(rows map[string]*aggregate.User) ([]string, error) {
+		changed, err := fn(rows[userID])
+		if err != nil || !changed {
+			return nil, err
+		}
+		return []string{userID}, nil
+	})
+}
+
+// Batch implements projection.ReadModel.
+func (m *ReadModel) Batch(ctx context.Context, name string, position int64, userIDs []string,
+	fn func(rows map[string]*aggregate.User) ([]string, error)) error {
 	tx, err := m.db.Write.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("readmodel: begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	u, err := scanUser(tx.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE user_id = ?`, userID))
-	if errors.Is(err, sql.ErrNoRows) {
-		u, err = aggregate.User{ID: userID}, nil
-	}
-	if err != nil {
-		return fmt.Errorf("readmodel: read %s: %w", userID, err)
-	}
-	changed, err := fn(&u)
+	get, err := tx.PrepareContext(ctx, `SELECT `+userColumns+` FROM users WHERE user_id = ?`)
 	if err != nil {
 		return err
 	}
-	if changed {
-		vals, err := values(u)
+	defer get.Close()
+	rows := make(map[string]*aggregate.User, len(userIDs))
+	for _, id := range userIDs {
+		if _, ok := rows[id]; ok {
+			continue
+		}
+		u, err := scanUser(get.QueryRowContext(ctx, id))
+		if errors.Is(err, sql.ErrNoRows) {
+			u, err = aggregate.User{ID: id}, nil
+		}
+		if err != nil {
+			return fmt.Errorf("readmodel: read %s: %w", id, err)
+		}
+		rows[id] = &u
+	}
+	changed, err := fn(rows)
+	if err != nil {
+		return err
+	}
+	if len(changed) > 0 {
+		put, err := tx.PrepareContext(ctx, upsertUser)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, upsertUser, vals...); err != nil {
-			return fmt.Errorf("readmodel: write %s: %w", userID, err)
+		defer put.Close()
+		for _, id := range changed {
+			vals, err := values(*rows[id])
+			if err != nil {
+				return err
+			}
+			if _, err := put.ExecContext(ctx, vals...); err != nil {
+				return fmt.Errorf("readmodel: write %s: %w", id, err)
+			}
 		}
 	}
 	if _, err := tx.ExecContext(ctx, upsertCheckpoint, name, position); err != nil {

@@ -1,0 +1,95 @@
+package projection
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/userhook/userhook/eventstore"
+)
+
+// Batcher lets a consumer apply many events in one transaction over a pub/sub that hands out one message at
+// a time. Handle acknowledges a message as soon as its event is queued; Run applies the queue in batches, each
+// in one transaction with the consumer's checkpoint.
+//
+// Acknowledging before the commit is safe only where the event store, not the broker, is what a restart
+// recovers from: with the in-process GoChannel the relay restarts from the lowest consumer checkpoint, so an
+// event acked but not yet committed before a crash is published again. With a durable broker (JetStream)
+// use the consumer's synchronous handler instead.
+type Batcher struct {
+	// Apply applies events (in position order) and the checkpoint in one transaction.
+	Apply func(ctx context.Context, events []eventstore.Event) error
+	// Max bounds a batch (512 when zero).
+	Max    int
+	Logger *slog.Logger
+
+	queue chan eventstore.Event
+}
+
+// NewBatcher returns a batcher whose queue holds up to size events; a full queue holds the publisher back.
+func NewBatcher(apply func(ctx context.Context, events []eventstore.Event) error, size int, log *slog.Logger) *Batcher {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Batcher{Apply: apply, Logger: log, queue: make(chan eventstore.Event, size)}
+}
+
+// Handle is the Watermill handler: it queues the message's event.
+func (b *Batcher) Handle(msg *message.Message) error {
+	e, err := EventOf(msg)
+	if err != nil {
+		return err
+	}
+	select {
+	case b.queue <- e:
+		return nil
+	case <-msg.Context().Done():
+		return msg.Context().Err()
+	}
+}
+
+// Run applies queued events until ctx ends. A failed batch is tried again, after a pause, until it commits:
+// nothing queued is dropped while the process lives.
+func (b *Batcher) Run(ctx context.Context) error {
+	max := b.Max
+	if max <= 0 {
+		max = 512
+	}
+	batch := make([]eventstore.Event, 0, max)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e := <-b.queue:
+			batch = append(batch[:0], e)
+		}
+	drain:
+		for len(batch) < max {
+			select {
+			case e := <-b.queue:
+				batch = append(batch, e)
+			default:
+				break drain
+			}
+		}
+		pause := 10 * time.Millisecond
+		for {
+			err := b.Apply(ctx, batch)
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			b.Logger.Error("applying a batch failed, retrying", "events", len(batch), "first", batch[0].Position, "error", err.Error())
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(pause):
+			}
+			pause = min(2*pause, 5*time.Second)
+		}
+	}
+}
