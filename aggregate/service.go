@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -20,6 +21,15 @@ const MaxAttempts = 20
 type Service struct {
 	store eventstore.Store
 	now   func() time.Time
+	cache *stateCache
+}
+
+// CacheStates keeps the state of up to max users in memory, so that a decision, and a repeat call that
+// changes nothing, needs no read of the store. Use it only where this process is the store's one writer.
+func (s *Service) CacheStates(max int) {
+	if max > 0 {
+		s.cache = newStateCache(max)
+	}
 }
 
 // NewService returns a command service over store; now is the clock (time.Now when nil).
@@ -65,17 +75,13 @@ func (s *Service) Load(ctx context.Context, userID string) (User, error) {
 func (s *Service) Execute(ctx context.Context, cmd Command, opt Options) (Result, error) {
 	id := cmd.StreamID()
 	for attempt := 1; ; attempt++ {
-		events, err := s.store.Load(ctx, id)
-		if err != nil {
-			return Result{}, err
-		}
-		u, err := Fold(id, events)
+		u, ids, err := s.state(ctx, id)
 		if err != nil {
 			return Result{}, err
 		}
 		// A copy of a provider event that another request stored meanwhile is a duplicate, not a no-op: it
 		// is checked here, before deciding, as well as by the store's unique index on append.
-		if opt.EventID != "" && containsEvent(events, opt.EventID) {
+		if opt.EventID != "" && slices.Contains(ids, opt.EventID) {
 			return Result{User: u}, &eventstore.DuplicateError{EventID: opt.EventID}
 		}
 		raised, err := cmd.Decide(u)
@@ -90,6 +96,9 @@ func (s *Service) Execute(ctx context.Context, cmd Command, opt Options) (Result
 			return Result{}, err
 		}
 		stored, err := s.store.Append(ctx, id, u.Version, toStore...)
+		if err != nil && s.cache != nil {
+			s.cache.drop(id)
+		}
 		if errors.Is(err, eventstore.ErrVersionConflict) && attempt < MaxAttempts {
 			continue
 		}
@@ -100,6 +109,10 @@ func (s *Service) Execute(ctx context.Context, cmd Command, opt Options) (Result
 		for i, e := range stored {
 			next.Apply(raised[i], e.OccurredAt)
 			next.Version, next.Position = e.Version, e.Position
+			ids = append(ids, e.ID)
+		}
+		if s.cache != nil {
+			s.cache.put(next, ids)
 		}
 		return Result{User: next, Events: stored}, nil
 	}
@@ -139,11 +152,27 @@ func (s *Service) toStored(cmd Command, raised []Event, opt Options) ([]eventsto
 	return out, nil
 }
 
-func containsEvent(events []eventstore.Event, id string) bool {
-	for _, e := range events {
-		if e.ID == id {
-			return true
+// state is the user's current state and latest event ids, from the cache or the store.
+func (s *Service) state(ctx context.Context, id string) (User, []string, error) {
+	if s.cache != nil {
+		if u, ids, ok := s.cache.get(id); ok {
+			return u, ids, nil
 		}
 	}
-	return false
+	events, err := s.store.Load(ctx, id)
+	if err != nil {
+		return User{}, nil, err
+	}
+	u, err := Fold(id, events)
+	if err != nil {
+		return User{}, nil, err
+	}
+	ids := make([]string, len(events))
+	for i, e := range events {
+		ids[i] = e.ID
+	}
+	if s.cache != nil {
+		s.cache.put(u, ids)
+	}
+	return u, ids, nil
 }

@@ -186,7 +186,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	secrets, _ := parseWebhookSecrets(cfg.WebhookSecrets)
 	receipts, _ := m.storage.events.(eventstore.Receipts)
 	server := transport.NewServer(transport.Deps{
-		Users:        aggregate.NewService(m.storage.events, m.Now),
+		Users:        m.service(),
 		Auth:         &transport.Authenticator{JWT: verifier, Keys: apikey.NewKeyring(bootstrap, m.storage.keys)},
 		Logger:       m.log,
 		Reads:        m.storage.reads,
@@ -271,6 +271,16 @@ curl -sS -X POST %[1]s/users \
   -d '{"detail":{"data":{"user_name":"user@example.com","user_id":"auth0|abc"}}}'
 
 `, m.URL(), m.DevKey, m.DevToken)
+}
+
+// service is the command service; on the embedded store this process is the only writer, so it decides
+// from states cached in memory.
+func (m *Main) service() *aggregate.Service {
+	svc := aggregate.NewService(m.storage.events, m.Now)
+	if !m.Config.IsPostgres() {
+		svc.CacheStates(m.Config.StateCache)
+	}
+	return svc
 }
 
 // startProjections runs the relay and the users projection on the in-process GoChannel. Publish blocks until

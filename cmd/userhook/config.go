@@ -30,7 +30,9 @@ type Config struct {
 	WebhookDisableAfter time.Duration
 	// DeliveryWorkers is how many deliveries are sent at once.
 	DeliveryWorkers int
-	LogLevel        string
+	// StateCache is how many users' states the command service keeps in memory (0: none).
+	StateCache int
+	LogLevel   string
 	// Dev generates ephemeral credentials at start and prints them with a ready-to-paste curl.
 	Dev bool
 	// ShutdownTimeout bounds how long requests in flight may take to finish on SIGTERM.
@@ -46,6 +48,7 @@ func DefaultConfig() Config {
 		DeliveryBackoff:     "5s,30s,2m,10m,1h,6h",
 		WebhookDisableAfter: 72 * time.Hour,
 		DeliveryWorkers:     4,
+		StateCache:          200000,
 		LogLevel:            "info",
 		ShutdownTimeout:     15 * time.Second,
 	}
@@ -77,6 +80,7 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DeliveryBackoff, "delivery-backoff", c.DeliveryBackoff, "delays between delivery attempts")
 	fs.DurationVar(&c.WebhookDisableAfter, "webhook-disable-after", c.WebhookDisableAfter, "disable a webhook whose deliveries all failed for this long (0: never)")
 	fs.IntVar(&c.DeliveryWorkers, "delivery-workers", c.DeliveryWorkers, "deliveries sent at once")
+	fs.IntVar(&c.StateCache, "state-cache", c.StateCache, "users whose state is kept in memory (0: none)")
 	fs.BoolVar(&c.Dev, "dev", c.Dev, "generate and print ephemeral development credentials")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long requests in flight may take on shutdown")
 }
@@ -176,6 +180,9 @@ func (c Config) Validate() error {
 	}
 	if c.DeliveryWorkers < 1 || c.DeliveryWorkers > 256 {
 		errs = append(errs, errors.New("delivery-workers: must be from 1 to 256"))
+	}
+	if c.StateCache < 0 {
+		errs = append(errs, errors.New("state-cache: must not be negative"))
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("shutdown-timeout: must be positive"))

@@ -77,15 +77,16 @@ func TestPostUsersEnsureExists(t *testing.T) {
 	})
 
 	t.Run("a deleted user posted again is restored", func(t *testing.T) {
-		svc := aggregate.NewService(s.Main.storage.events, nil)
-		_, err := svc.Execute(context.Background(), aggregate.Delete{UserID: "auth0|abc"}, aggregate.Options{})
-		require.NoError(t, err)
+		del := s.authed(http.MethodPost, "/events", `{"specversion":"1.0","id":"del-1","source":"test","type":"user.deleted","subject":"auth0|abc"}`,
+			ingestKey, "Content-Type", "application/cloudevents+json")
+		require.Equal(t, http.StatusOK, del.Status, "body: %s", del.Body)
+		require.Contains(t, string(del.Body), `"status":"applied"`)
 		r := s.postUser("auth0|abc", "new@example.com")
 		require.Equal(t, http.StatusOK, r.Status)
 		assert.Equal(t, "4", r.Header.Get("X-Event-Position"))
 		assert.Equal(t, []string{aggregate.TypeUserRegistered, aggregate.TypeUserEmailChanged,
 			aggregate.TypeUserDeleted, aggregate.TypeUserRestored}, s.events("auth0|abc"))
-		u, err := svc.Load(context.Background(), "auth0|abc")
+		u, err := aggregate.NewService(s.Main.storage.events, nil).Load(context.Background(), "auth0|abc")
 		require.NoError(t, err)
 		assert.Equal(t, aggregate.StatusActive, u.Status)
 	})

@@ -1,0 +1,93 @@
+package aggregate_test
+
+import (
+	"context"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/userhook/userhook/aggregate"
+	"github.com/userhook/userhook/eventstore"
+	"github.com/userhook/userhook/eventstore/sqlite"
+	"github.com/userhook/userhook/internal/sqlitedb"
+)
+
+// countingStore counts the stream reads that reach the store.
+type countingStore struct {
+	eventstore.Store
+	loads atomic.Int64
+}
+
+func (c *countingStore) Load(ctx context.Context, stream string) ([]eventstore.Event, error) {
+	c.loads.Add(1)
+	return c.Store.Load(ctx, stream)
+}
+
+func cachedServices(t *testing.T) (*aggregate.Service, *aggregate.Service, *countingStore) {
+	t.Helper()
+	db, err := sqlitedb.Open(filepath.Join(t.TempDir(), "cache.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = db.Close() })
+	st, err := sqlite.New(context.Background(), db)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	counting := &countingStore{Store: st}
+	cached := aggregate.NewService(counting, nil)
+	cached.CacheStates(100)
+	return cached, aggregate.NewService(st, nil), counting
+}
+
+func TestCachedRepeatNeedsNoRead(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	svc, _, counting := cachedServices(t)
+	first, err := svc.Execute(ctx, aggregate.Ensure{UserID: "u1", Email: "a@example.com"}, aggregate.Options{})
+	require.NoError(t, err)
+	loads := counting.loads.Load()
+	for i := 0; i < 10; i++ {
+		res, err := svc.Execute(ctx, aggregate.Ensure{UserID: "u1", Email: "a@example.com"}, aggregate.Options{})
+		require.NoError(t, err)
+		assert.Empty(t, res.Events)
+		assert.Equal(t, first.Position(), res.Position())
+	}
+	assert.Equal(t, loads, counting.loads.Load(), "repeats are decided from the cached state")
+
+	res, err := svc.Execute(ctx, aggregate.Ensure{UserID: "u1", Email: "b@example.com"}, aggregate.Options{})
+	require.NoError(t, err)
+	require.Len(t, res.Events, 1, "a change is still stored")
+	assert.Equal(t, loads, counting.loads.Load())
+}
+
+func TestStaleCacheNeverStoresAWrongEvent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cached, other, _ := cachedServices(t)
+	_, err := cached.Execute(ctx, aggregate.Ensure{UserID: "u1", Email: "a@example.com"}, aggregate.Options{})
+	require.NoError(t, err)
+	// Another writer changes the user behind the cache's back.
+	_, err = other.Execute(ctx, aggregate.Ensure{UserID: "u1", Email: "b@example.com"}, aggregate.Options{})
+	require.NoError(t, err)
+
+	res, err := cached.Execute(ctx, aggregate.Ensure{UserID: "u1", Email: "b@example.com"}, aggregate.Options{})
+	require.NoError(t, err)
+	assert.Empty(t, res.Events, "the conflict made it read the stream again: nothing to change")
+	assert.Equal(t, "b@example.com", res.User.Email)
+	assert.Equal(t, int64(2), res.User.Version)
+	u, err := other.Load(ctx, "u1")
+	require.NoError(t, err)
+	assert.Equal(t, int64(2), u.Version, "no third event")
+}
+
+func TestCachedStateRecognisesARecentDuplicate(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	svc, _, _ := cachedServices(t)
+	opt := aggregate.Options{EventID: "ce_1"}
+	_, err := svc.Execute(ctx, aggregate.Update{UserID: "u1", Attributes: aggregate.Attributes{Email: ptr("a@example.com")}}, opt)
+	require.NoError(t, err)
+	_, err = svc.Execute(ctx, aggregate.Update{UserID: "u1", Attributes: aggregate.Attributes{Email: ptr("a@example.com")}}, opt)
+	assert.ErrorIs(t, err, eventstore.ErrDuplicate, "a copy is a duplicate, not a no-op, with the state cached")
+}
