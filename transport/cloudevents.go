@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
 	"sort"
@@ -113,6 +114,12 @@ func DecodeCloudEvents(header http.Header, body []byte) ([]Incoming, error) {
 	}
 	req.Header = header.Clone()
 	req.ContentLength = int64(len(body))
+	for name := range req.Header {
+		// A bare "ce-" header names no attribute; the SDK would index past its end (found by fuzzing).
+		if len(name) <= len("ce-") && strings.EqualFold(name, "ce-") {
+			return nil, userhook.FieldErrors{{Field: "ce-", Message: "a ce- header must name a CloudEvents attribute"}}
+		}
+	}
 
 	batch := mt == MediaCloudEventBatch
 	var fe userhook.FieldErrors
@@ -155,18 +162,27 @@ func DecodeCloudEvents(header http.Header, body []byte) ([]Incoming, error) {
 	return out, nil
 }
 
-// checkBatchShape refuses a batch body that is not a JSON array before the SDK reads it.
+// checkBatchShape refuses a batch body that is not exactly one JSON array before the SDK reads it (the SDK
+// would ignore data after the array).
 func checkBatchShape(body []byte) error {
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(trimmed) == 0 || trimmed[0] != '[' {
 		return fmt.Errorf("%w: a CloudEvents batch is a JSON array of events", userhook.ErrInvalid)
+	}
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	var raw json.RawMessage
+	if err := dec.Decode(&raw); err != nil {
+		return fmt.Errorf("%w: the batch is not valid JSON", userhook.ErrInvalid)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("%w: the batch holds data after its array", userhook.ErrInvalid)
 	}
 	return nil
 }
 
 func truncate(s string, n int) string {
 	if len(s) > n {
-		return s[:n]
+		s = strings.ToValidUTF8(s[:n], "")
 	}
 	return s
 }
@@ -176,10 +192,7 @@ func firstLine(err error) string {
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
 		s = s[:i]
 	}
-	if len(s) > 200 {
-		s = s[:200]
-	}
-	return s
+	return truncate(s, 200)
 }
 
 // cloudEvent is what incoming needs of an SDK event.

@@ -903,3 +903,18 @@ func TestEventsConcurrentDuplicates(t *testing.T) {
 		assert.Equal(t, 2, s.allEvents(), "an ignored event stores no event")
 	})
 }
+
+// Found by fuzzing: a batch followed by more data was read as its array alone, and a bare "ce-" header made
+// the CloudEvents SDK panic (a 500).
+func TestEventsFuzzFindings(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, testConfig(t))
+	batch := `[{"specversion":"1.0","id":"t1","source":"s","type":"user.created","subject":"tr-1","data":{"email":"t@example.com"}}]`
+	assertErrorBody(t, s.postEvents(batch+` trailing`, "application/cloudevents-batch+json"), http.StatusBadRequest)
+	assertErrorBody(t, s.postEvents(batch+`[]`, "application/cloudevents-batch+json"), http.StatusBadRequest)
+	r := s.authed(http.MethodPost, "/events", `{"email":"b@example.com"}`, ingestKey, "Content-Type", "application/json",
+		"ce-specversion", "1.0", "ce-id", "b1", "ce-source", "s", "ce-type", "user.created", "ce-subject", "tr-2", "Ce-", "0")
+	body := assertErrorBody(t, r, http.StatusBadRequest)
+	assert.Equal(t, []string{"ce-"}, detailFields(t, body))
+	assert.Equal(t, 0, s.allEvents())
+}
