@@ -25,9 +25,12 @@ test-integration:
 	USERHOOK_TEST_NATS=$${USERHOOK_TEST_NATS:-nats://127.0.0.1:4222} \
 	$(GO) test -count=1 -timeout 15m -run Integration ./...
 
-## bench: Go benchmarks of the store, the aggregate and the decoders
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./...
+## bench: the load benchmark against the real binary (C0, C1, userhook; wrk installed if missing), then Go benchmarks
+bench: build
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) || (echo "install wrk" && exit 1)
+	$(GO) build -o bin/userhook-bench ./cmd/userhook-bench
+	./bin/userhook-bench --bin $(BIN) $(BENCHFLAGS)
+	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./eventstore/... ./aggregate/... ./transport/... | tee bin/bench-go.txt
 
 ## lint: vet plus a gofmt check
 lint: vet

@@ -1,0 +1,551 @@
+// Command userhook-bench is the load benchmark behind `make bench`: it starts the comparison servers C0 and
+// C1 and the real userhook binary on loopback, drives each with wrk at the same concurrency, side by side in
+// every round, and prints req/s, p50 and p99 with the ratios the performance targets are stated in, plus the
+// projection lag under load and the replay rate against SQLite's raw scan of the same events table.
+//
+//	userhook-bench --bin bin/userhook [--rounds 3] [--duration 8s] [--conns 64] [--replay-users 100000]
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/userhook/userhook/aggregate"
+	"github.com/userhook/userhook/eventstore"
+	"github.com/userhook/userhook/eventstore/sqlite"
+	"github.com/userhook/userhook/internal/sqlitedb"
+	"github.com/userhook/userhook/transport"
+)
+
+const (
+	secret = "bench-secret-0123456789abcdef0123456789"
+	apiKey = "bench-key-0123456789abcdef0123"
+)
+
+var webhookKey = []byte("bench-webhook-key-0123456789abcd")
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "ceiling" {
+		if err := ceiling(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "ceiling:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "userhook-bench:", err)
+		os.Exit(1)
+	}
+}
+
+// ceiling serves C0 or C1 until killed.
+func ceiling(args []string) error {
+	fs := flag.NewFlagSet("ceiling", flag.ExitOnError)
+	level := fs.Int("level", 0, "0 or 1")
+	addr := fs.String("addr", "127.0.0.1:0", "listen address")
+	_ = fs.Parse(args)
+	srv := &http.Server{Addr: *addr, Handler: transport.Ceiling(*level, []byte(secret), apiKey), ReadHeaderTimeout: 10 * time.Second}
+	return srv.ListenAndServe()
+}
+
+type config struct {
+	bin, self     string
+	rounds        int
+	duration      time.Duration
+	conns         int
+	replayUsers   int
+	replayPerUser int
+	work          string
+}
+
+func run() error {
+	var c config
+	flag.StringVar(&c.bin, "bin", "bin/userhook", "the userhook binary")
+	flag.IntVar(&c.rounds, "rounds", 3, "rounds; every figure is the median over them")
+	flag.DurationVar(&c.duration, "duration", 8*time.Second, "length of one wrk run")
+	flag.IntVar(&c.conns, "conns", 64, "wrk connections")
+	flag.IntVar(&c.replayUsers, "replay-users", 100000, "users in the replay store")
+	flag.IntVar(&c.replayPerUser, "replay-events-per-user", 10, "events per user in the replay store")
+	flag.Parse()
+	if _, err := exec.LookPath("wrk"); err != nil {
+		return errors.New("wrk is not installed (make bench installs it: apt-get install -y wrk)")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	c.self = self
+	if c.work, err = os.MkdirTemp("", "userhook-bench-"); err != nil {
+		return err
+	}
+	defer os.RemoveAll(c.work)
+	if err := os.WriteFile(filepath.Join(c.work, "users.lua"), []byte(luaUsers), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(c.work, "signed.lua"), []byte(luaSigned), 0o644); err != nil {
+		return err
+	}
+
+	fmt.Printf("userhook-bench: %d rounds of %s per target, %d connections, wrk on loopback, %d CPUs\n\n",
+		c.rounds, c.duration, c.conns, cpus())
+	samples := map[string][]result{}
+	var lags []time.Duration
+	for round := 1; round <= c.rounds; round++ {
+		fmt.Fprintf(os.Stderr, "round %d/%d\n", round, c.rounds)
+		rs, lag, err := c.round(round)
+		if err != nil {
+			return err
+		}
+		for k, v := range rs {
+			samples[k] = append(samples[k], v)
+		}
+		lags = append(lags, lag)
+	}
+	fmt.Fprintln(os.Stderr, "replay")
+	rep, err := c.replay()
+	if err != nil {
+		return err
+	}
+	report(c, samples, lags, rep)
+	return nil
+}
+
+// result is one wrk run.
+type result struct {
+	Requests   int64   `json:"requests"`
+	DurationUS int64   `json:"duration_us"`
+	Errors     int64   `json:"errors"`
+	P50US      float64 `json:"p50_us"`
+	P99US      float64 `json:"p99_us"`
+}
+
+func (r result) rps() float64 { return float64(r.Requests) / (float64(r.DurationUS) / 1e6) }
+
+func (c config) wrk(url, script string, env ...string) (result, error) {
+	cmd := exec.Command("wrk", "-t2", "-c"+strconv.Itoa(c.conns), "-d"+c.duration.String(), "--timeout", "5s",
+		"-s", filepath.Join(c.work, script), url)
+	cmd.Env = append(os.Environ(), env...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return result{}, fmt.Errorf("wrk: %v: %s", err, out.String())
+	}
+	for _, line := range strings.Split(out.String(), "\n") {
+		if strings.HasPrefix(line, "{") {
+			var r result
+			if err := json.Unmarshal([]byte(line), &r); err != nil {
+				return result{}, err
+			}
+			return r, nil
+		}
+	}
+	return result{}, fmt.Errorf("wrk printed no summary: %s", out.String())
+}
+
+type proc struct {
+	cmd *exec.Cmd
+	url string
+	log *bytes.Buffer
+}
+
+func freeAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func start(bin string, args, env []string) (*proc, error) {
+	addr := freeAddr()
+	cmd := exec.Command(bin, append(args, "--addr", addr)...)
+	cmd.Env = append(os.Environ(), env...)
+	p := &proc{cmd: cmd, url: "http://" + addr, log: &bytes.Buffer{}}
+	cmd.Stderr = io.Discard
+	cmd.Stdout = io.Discard
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if conn, err := net.Dial("tcp", addr); err == nil {
+			conn.Close()
+			return p, nil
+		}
+	}
+	p.stop()
+	return nil, fmt.Errorf("%s did not listen on %s", bin, addr)
+}
+
+func (p *proc) stop() {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-done
+	}
+}
+
+func token() string {
+	tok, err := transport.SignToken(transport.TokenRequest{Secret: []byte(secret), Subject: "bench", TTL: 24 * time.Hour})
+	if err != nil {
+		panic(err)
+	}
+	return tok
+}
+
+// round runs every target once, side by side, and measures the projection lag under the new-users load.
+func (c config) round(n int) (map[string]result, time.Duration, error) {
+	out := map[string]result{}
+	env := []string{"TOKEN=" + token(), "KEY=" + apiKey}
+	for level := 0; level <= 1; level++ {
+		p, err := start(c.self, []string{"ceiling", "--level", strconv.Itoa(level)}, nil)
+		if err != nil {
+			return nil, 0, err
+		}
+		r, err := c.wrk(p.url, "users.lua", append(env, fmt.Sprintf("PREFIX=c%d-%d", level, n))...)
+		p.stop()
+		if err != nil {
+			return nil, 0, err
+		}
+		out[fmt.Sprintf("C%d", level)] = r
+	}
+
+	dir := filepath.Join(c.work, fmt.Sprintf("round-%d", n))
+	uh, err := start(c.bin, []string{"serve"}, []string{
+		"USERHOOK_DATABASE=" + filepath.Join(dir, "userhook.db"), "USERHOOK_JWT_SECRET=" + secret,
+		"USERHOOK_API_KEYS=" + apiKey + ":admin", "USERHOOK_WEBHOOK_SECRETS=whsec_" + base64.StdEncoding.EncodeToString(webhookKey),
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	defer uh.stop()
+
+	// New users, with the lag sampler beside wrk.
+	ctx, cancel := context.WithCancel(context.Background())
+	lagCh := make(chan []time.Duration, 1)
+	go func() { lagCh <- sampleLag(ctx, uh.url, n) }()
+	r, err := c.wrk(uh.url, "users.lua", append(env, fmt.Sprintf("PREFIX=new-%d", n))...)
+	cancel()
+	lagSamples := <-lagCh
+	if err != nil {
+		return nil, 0, err
+	}
+	out["new users"] = r
+
+	// Repeat logins: the same 2 x 2000 users, first created (and cached) by a warm-up run.
+	repeatEnv := append(env, fmt.Sprintf("PREFIX=rep-%d", n), "REPEAT=2000")
+	warm := c
+	warm.duration = 3 * time.Second
+	if _, err := warm.wrk(uh.url, "users.lua", repeatEnv...); err != nil {
+		return nil, 0, err
+	}
+	if r, err = c.wrk(uh.url, "users.lua", repeatEnv...); err != nil {
+		return nil, 0, err
+	}
+	out["repeat logins"] = r
+
+	// Signed CloudEvents for distinct users, signed just now so every timestamp is in the 5-minute window.
+	signed := filepath.Join(c.work, "signed")
+	if err := writeSigned(signed, n, 2, 250000); err != nil {
+		return nil, 0, err
+	}
+	if r, err = c.wrk(uh.url, "signed.lua", "SIGNED="+signed); err != nil {
+		return nil, 0, err
+	}
+	out["cloudevents"] = r
+	return out, percentile(lagSamples, 0.99), nil
+}
+
+// sampleLag posts a user every 20 ms and measures how long after its 200 the read model shows it (a read with
+// minPosition, woken by the projection).
+func sampleLag(ctx context.Context, base string, round int) []time.Duration {
+	client := &http.Client{Timeout: 10 * time.Second}
+	tok := token()
+	var out []time.Duration
+	for i := 0; ctx.Err() == nil; i++ {
+		time.Sleep(20 * time.Millisecond)
+		id := fmt.Sprintf("auth0|lag-%d-%d", round, i)
+		body := fmt.Sprintf(`{"detail":{"data":{"user_name":"lag%d-%d@example.com","user_id":"%s"}}}`, round, i, id)
+		req, _ := http.NewRequest(http.MethodPost, base+"/users", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("X-API-Key", apiKey)
+		resp, err := client.Do(req)
+		if err != nil {
+			continue
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		acked := time.Now()
+		pos := resp.Header.Get("X-Event-Position")
+		if resp.StatusCode != http.StatusOK || pos == "" {
+			continue
+		}
+		get, _ := http.NewRequest(http.MethodGet, base+"/users/"+strings.ReplaceAll(id, "|", "%7C")+"?minPosition="+pos, nil)
+		get.Header.Set("Authorization", "Bearer "+tok)
+		get.Header.Set("X-API-Key", apiKey)
+		resp, err = client.Do(get)
+		if err != nil {
+			continue
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			out = append(out, time.Since(acked))
+		}
+	}
+	return out
+}
+
+// writeSigned writes per-thread files of Standard Webhooks signed CloudEvents, each a new user.
+func writeSigned(path string, round, threads, perThread int) error {
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	for t := 1; t <= threads; t++ {
+		f, err := os.Create(path + "." + strconv.Itoa(t))
+		if err != nil {
+			return err
+		}
+		w := bufio.NewWriterSize(f, 1<<20)
+		for i := 0; i < perThread; i++ {
+			id := fmt.Sprintf("ce-%d-%d-%d", round, t, i)
+			body := fmt.Sprintf(`{"specversion":"1.0","id":"%s","source":"https://idp.example.com","type":"user.created","subject":"user-%s","time":"2024-01-01T00:00:00Z","datacontenttype":"application/json","data":{"email":"%s@example.com","name":"Bench User","plan":"pro"}}`, id, id, id)
+			mac := hmac.New(sha256.New, webhookKey)
+			mac.Write([]byte("msg_" + id + "." + ts + "." + body))
+			fmt.Fprintf(w, "msg_%s\t%s\tv1,%s\t%s\n", id, ts, base64.StdEncoding.EncodeToString(mac.Sum(nil)), body)
+		}
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type replayResult struct {
+	events   int64
+	scanRate []float64
+	rate     []float64
+	rssKB    []int64
+}
+
+// replay builds a store of replayUsers users with replayPerUser events each, then measures, side by side in
+// each round, SQLite's raw ordered scan of the events table and `userhook replay` of the same file.
+func (c config) replay() (replayResult, error) {
+	path := filepath.Join(c.work, "replay", "userhook.db")
+	n, err := buildReplayStore(path, c.replayUsers, c.replayPerUser)
+	if err != nil {
+		return replayResult{}, err
+	}
+	res := replayResult{events: n}
+	for round := 0; round < c.rounds; round++ {
+		rate, err := rawScan(path)
+		if err != nil {
+			return res, err
+		}
+		res.scanRate = append(res.scanRate, rate)
+		cmd := exec.Command(c.bin, "replay", "--database", path)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, io.Discard
+		start := time.Now()
+		if err := cmd.Run(); err != nil {
+			return res, fmt.Errorf("replay: %v: %s", err, out.String())
+		}
+		elapsed := time.Since(start)
+		res.rate = append(res.rate, float64(n)/elapsed.Seconds())
+		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			res.rssKB = append(res.rssKB, ru.Maxrss)
+		}
+	}
+	return res, nil
+}
+
+func buildReplayStore(path string, users, perUser int) (int64, error) {
+	db, err := sqlitedb.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	ctx := context.Background()
+	st, err := sqlite.New(ctx, db)
+	if err != nil {
+		return 0, err
+	}
+	defer st.Close()
+	at := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	work := make(chan int)
+	errs := make(chan error, 64)
+	var wg sync.WaitGroup
+	for w := 0; w < 64; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for u := range work {
+				events := make([]eventstore.Event, perUser)
+				for v := 0; v < perUser; v++ {
+					var de aggregate.Event
+					switch {
+					case v == 0:
+						de = aggregate.UserRegistered{Email: fmt.Sprintf("u%d@example.com", u), Name: "User", Profile: map[string]any{"plan": "free"}}
+					case v%2 == 1:
+						de = aggregate.UserEmailChanged{Email: fmt.Sprintf("u%d-%d@example.com", u, v)}
+					default:
+						name := fmt.Sprintf("User %d", v)
+						de = aggregate.UserProfileUpdated{Name: &name, Profile: map[string]any{"plan": "pro", "seats": v}}
+					}
+					data, _ := aggregate.Encode(de)
+					events[v] = eventstore.Event{ID: fmt.Sprintf("r-%d-%d", u, v), StreamType: aggregate.StreamType,
+						Type: de.EventType(), Data: data, OccurredAt: at.Add(time.Duration(v) * time.Minute)}
+				}
+				if _, err := st.Append(ctx, fmt.Sprintf("auth0|u%07d", u), 0, events...); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	for u := 0; u < users; u++ {
+		work <- u
+	}
+	close(work)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return 0, err
+	default:
+	}
+	return st.LastPosition(ctx)
+}
+
+// rawScan reads every column of every event in position order, decoding nothing: SQLite's ceiling.
+func rawScan(path string) (float64, error) {
+	db, err := sql.Open("sqlite3", "file:"+path+"?_query_only=true")
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	start := time.Now()
+	rows, err := db.Query(`SELECT position, event_id, stream_id, stream_type, version, type, data, metadata, occurred_at, recorded_at FROM events ORDER BY position`)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	var n int64
+	var pos, version, occurred, recorded int64
+	var id, stream, streamType, typ, meta sql.RawBytes
+	var data sql.RawBytes
+	for rows.Next() {
+		if err := rows.Scan(&pos, &id, &stream, &streamType, &version, &typ, &data, &meta, &occurred, &recorded); err != nil {
+			return 0, err
+		}
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}
+
+func percentile(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[min(len(s)-1, int(float64(len(s))*p))]
+}
+
+func cpus() int {
+	out, err := exec.Command("nproc").Output()
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(strings.TrimSpace(string(out)))
+	return n
+}
+
+func report(c config, samples map[string][]result, lags []time.Duration, rep replayResult) {
+	med := func(name string, f func(result) float64) float64 {
+		var xs []float64
+		for _, r := range samples[name] {
+			xs = append(xs, f(r))
+		}
+		return median(xs)
+	}
+	rps := func(n string) float64 { return med(n, result.rps) }
+	p50 := func(n string) float64 { return med(n, func(r result) float64 { return r.P50US / 1000 }) }
+	p99 := func(n string) float64 { return med(n, func(r result) float64 { return r.P99US / 1000 }) }
+	errs := func(n string) float64 { return med(n, func(r result) float64 { return float64(r.Errors) }) }
+
+	fmt.Printf("%-15s %10s %9s %9s %7s\n", "target", "req/s", "p50 ms", "p99 ms", "errors")
+	for _, n := range []string{"C0", "C1", "new users", "repeat logins", "cloudevents"} {
+		fmt.Printf("%-15s %10.0f %9.2f %9.2f %7.0f\n", n, rps(n), p50(n), p99(n), errs(n))
+	}
+	var lagMS []float64
+	for _, l := range lags {
+		lagMS = append(lagMS, float64(l.Microseconds())/1000)
+	}
+	scan, rate := median(rep.scanRate), median(rep.rate)
+	var rss []float64
+	for _, kb := range rep.rssKB {
+		rss = append(rss, float64(kb)/1024)
+	}
+	fmt.Printf("\nprojection lag p99 under the new-users load: %.1f ms (median of %d rounds)\n", median(lagMS), len(lags))
+	fmt.Printf("replay of %d events (%d users): %.0f events/s; SQLite raw ordered scan: %.0f rows/s; peak RSS %.0f MB\n\n",
+		rep.events, c.replayUsers, rate, scan, median(rss))
+
+	met := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "NOT met"
+	}
+	fmt.Println("targets (medians; ratios of figures measured side by side in each round)")
+	r1 := rps("new users") / rps("C0")
+	r2 := p99("new users") / p99("C1")
+	fmt.Printf("  new users       %5.1f%% of C0 req/s (>= 50%%): %s;  p99 %.2fx C1's (<= 2x): %s\n", 100*r1, met(r1 >= 0.5), r2, met(r2 <= 2))
+	r3 := rps("repeat logins") / rps("C1")
+	fmt.Printf("  repeat logins   %5.1f%% of C1 req/s (>= 90%%): %s\n", 100*r3, met(r3 >= 0.9))
+	r4 := rps("cloudevents") / rps("C0")
+	fmt.Printf("  cloudevents     %5.1f%% of C0 req/s (>= 40%%): %s\n", 100*r4, met(r4 >= 0.4))
+	fmt.Printf("  projection lag  p99 %.1f ms (<= 50 ms): %s\n", median(lagMS), met(median(lagMS) <= 50))
+	r5 := rate / scan
+	fmt.Printf("  replay          %5.1f%% of the raw scan rate (>= 25%%): %s;  peak RSS %.0f MB (<= 200 MB): %s\n",
+		100*r5, met(r5 >= 0.25), median(rss), met(median(rss) <= 200))
+	fmt.Printf("  durability      synchronous=FULL in WAL mode: every 200 is fsync'd before it is sent\n")
+}

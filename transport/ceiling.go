@@ -1,0 +1,51 @@
+package transport
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"io"
+	"net/http"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/labstack/echo/v4"
+)
+
+// Ceiling returns the comparison servers of the load benchmark, on the same Echo as the real server, so
+// userhook's figures can be read as shares of what the framework allows on the machine:
+//
+//   - level 0 (C0) reads the body and answers 200;
+//   - level 1 (C1) also verifies an HS256 bearer token with the pinned algorithm, checks X-API-Key against a
+//     stored SHA-256 in constant time, and decodes the POST /users body, but stores nothing.
+func Ceiling(level int, secret []byte, apiKey string) http.Handler {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	keyHash := sha256.Sum256([]byte(apiKey))
+	keyHex := hex.EncodeToString(keyHash[:])
+	parser := jwt.NewParser(jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired())
+	ok := []byte(`{"success":true,"userId":"auth0|abc","email":"user@example.com"}`)
+	e.POST("/*", func(c echo.Context) error {
+		body, err := io.ReadAll(io.LimitReader(c.Request().Body, MaxBodyBytes+1))
+		if err != nil {
+			return c.NoContent(http.StatusBadRequest)
+		}
+		if level >= 1 {
+			raw := c.Request().Header.Get("Authorization")
+			if len(raw) < 8 {
+				return c.NoContent(http.StatusUnauthorized)
+			}
+			if _, err := parser.ParseWithClaims(raw[7:], jwt.MapClaims{}, func(*jwt.Token) (any, error) { return secret, nil }); err != nil {
+				return c.NoContent(http.StatusUnauthorized)
+			}
+			sum := sha256.Sum256([]byte(c.Request().Header.Get("X-API-Key")))
+			if subtle.ConstantTimeCompare([]byte(hex.EncodeToString(sum[:])), []byte(keyHex)) != 1 {
+				return c.NoContent(http.StatusUnauthorized)
+			}
+			if _, err := DecodePostUsers(body); err != nil {
+				return c.NoContent(http.StatusBadRequest)
+			}
+		}
+		return c.JSONBlob(http.StatusOK, ok)
+	})
+	return e
+}
