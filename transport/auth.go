@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/MicahParks/keyfunc/v3"
@@ -36,12 +37,16 @@ type JWTVerifier struct {
 	parser *jwt.Parser
 	secret []byte
 	jwks   keyfunc.Keyfunc
+	leeway time.Duration
+
+	mu       sync.RWMutex
+	verified map[string]verifiedToken
 }
 
 // NewJWTVerifier builds a verifier; with a JWKS URL it fetches the key set in the background, refreshes it
 // hourly and at once (rate limited) when a token names an unknown kid.
 func NewJWTVerifier(ctx context.Context, cfg JWTConfig) (*JWTVerifier, error) {
-	v := &JWTVerifier{secret: cfg.Secret}
+	v := &JWTVerifier{secret: cfg.Secret, leeway: cfg.Leeway, verified: map[string]verifiedToken{}}
 	var algs []string
 	if len(cfg.Secret) > 0 {
 		algs = append(algs, "HS256")
@@ -92,13 +97,70 @@ func (v *JWTVerifier) key(t *jwt.Token) (any, error) {
 	return nil, fmt.Errorf("algorithm %s is not accepted", t.Method.Alg())
 }
 
+// Claims are what a request's handlers learn from its bearer token.
+type Claims struct {
+	Subject string
+}
+
+// verifiedToken is a token whose signature and claims were checked; only its time window is checked again.
+type verifiedToken struct {
+	claims   Claims
+	notAfter time.Time // exp plus leeway
+	notFrom  time.Time // nbf minus leeway
+}
+
+// maxVerified bounds the cache of verified tokens.
+const maxVerified = 10000
+
 // Verify checks a raw token and returns its claims, or an error matching userhook.ErrUnauthorized whose
-// message says what was wrong without echoing the token.
-func (v *JWTVerifier) Verify(raw string) (jwt.MapClaims, error) {
+// message says what was wrong without echoing the token. Providers send the same token with many requests
+// (an Action caches its token), so an HS256 token that verified is remembered, in memory, until it expires:
+// later requests with it check only its time window. (The secret cannot change while the process runs.)
+func (v *JWTVerifier) Verify(raw string) (Claims, error) {
+	now := time.Now()
+	v.mu.RLock()
+	t, hit := v.verified[raw]
+	v.mu.RUnlock()
+	if hit {
+		switch {
+		case now.After(t.notAfter):
+			return Claims{}, fmt.Errorf("%w: bearer token is expired", userhook.ErrUnauthorized)
+		case now.Before(t.notFrom):
+			return Claims{}, fmt.Errorf("%w: bearer token is not valid yet", userhook.ErrUnauthorized)
+		}
+		return t.claims, nil
+	}
 	claims := jwt.MapClaims{}
-	_, err := v.parser.ParseWithClaims(raw, claims, v.key)
+	tok, err := v.parser.ParseWithClaims(raw, claims, v.key)
+	if err == nil && tok.Method.Alg() != "HS256" {
+		// A JWKS key can leave the set at the next refresh; its tokens must stop working then, so they are
+		// verified every time.
+		sub, _ := claims.GetSubject()
+		return Claims{Subject: sub}, nil
+	}
 	if err == nil {
-		return claims, nil
+		sub, _ := claims.GetSubject()
+		t := verifiedToken{claims: Claims{Subject: sub}, notFrom: time.Time{}}
+		if exp, _ := claims.GetExpirationTime(); exp != nil {
+			t.notAfter = exp.Add(v.leeway)
+		}
+		if nbf, _ := claims.GetNotBefore(); nbf != nil {
+			t.notFrom = nbf.Add(-v.leeway)
+		}
+		v.mu.Lock()
+		if len(v.verified) >= maxVerified {
+			for k, old := range v.verified {
+				if now.After(old.notAfter) || len(v.verified) >= maxVerified {
+					delete(v.verified, k)
+				}
+				if len(v.verified) < maxVerified/2 {
+					break
+				}
+			}
+		}
+		v.verified[raw] = t
+		v.mu.Unlock()
+		return t.claims, nil
 	}
 	reason := "invalid bearer token"
 	switch {
@@ -124,7 +186,7 @@ func (v *JWTVerifier) Verify(raw string) (jwt.MapClaims, error) {
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		reason = "bearer token is malformed"
 	}
-	return nil, fmt.Errorf("%w: %s", userhook.ErrUnauthorized, reason)
+	return Claims{}, fmt.Errorf("%w: %s", userhook.ErrUnauthorized, reason)
 }
 
 // Authenticator checks the JWT and API key pair.
@@ -162,8 +224,7 @@ func (a *Authenticator) check(c echo.Context) (Principal, error) {
 	if err != nil {
 		return Principal{}, err
 	}
-	sub, _ := claims.GetSubject()
-	return Principal{Subject: sub, Key: key}, nil
+	return Principal{Subject: claims.Subject, Key: key}, nil
 }
 
 // Require is middleware that lets a request through only with a valid JWT and API key pair whose key role
