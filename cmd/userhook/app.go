@@ -86,6 +86,8 @@ type Main struct {
 	// Stdout receives the documented output (the --dev credentials); Stderr the JSON logs.
 	Stdout io.Writer
 	Stderr io.Writer
+	// UnbufferedLogs writes every log line at once instead of every 100 ms (tests read the log right away).
+	UnbufferedLogs bool
 	// Now is the clock that stamps events whose provider sent no time (time.Now when nil); golden tests fix it.
 	Now func() time.Time
 
@@ -103,6 +105,8 @@ type Main struct {
 	// stopSender ends the delivery sender and waits for attempts in flight.
 	stopSender func()
 	closers    []func() error
+
+	logs *logWriter
 
 	closeOnce sync.Once
 	closeErr  error
@@ -142,7 +146,12 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	m.log = newLogger(m.Stderr, cfg.LogLevel)
+	if m.UnbufferedLogs {
+		m.log = newLogger(m.Stderr, cfg.LogLevel)
+	} else {
+		m.logs = newLogWriter(m.Stderr, 100*time.Millisecond)
+		m.log = newLogger(m.logs, cfg.LogLevel)
+	}
 	ctx, m.cancel = context.WithCancel(ctx)
 	defer func() {
 		if err != nil {
@@ -411,6 +420,9 @@ func (m *Main) close() error {
 	if m.storage != nil {
 		errs = append(errs, m.storage.Close())
 		m.storage = nil
+	}
+	if m.logs != nil {
+		_ = m.logs.Close()
 	}
 	return errors.Join(errs...)
 }

@@ -68,7 +68,7 @@ func testConfig(t *testing.T) Config {
 func startServer(t *testing.T, cfg Config) *testServer {
 	t.Helper()
 	logs := &syncBuffer{}
-	m := &Main{Config: cfg, Stderr: logs, Stdout: logs}
+	m := &Main{Config: cfg, Stderr: logs, Stdout: logs, UnbufferedLogs: true}
 	require.NoError(t, m.Run(context.Background()))
 	t.Cleanup(func() { _ = m.Close() })
 	return &testServer{t: t, Main: m, URL: m.URL(), logs: logs}

@@ -377,7 +377,7 @@ func TestGoldenReadModel(t *testing.T) {
 	clock := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 	var mu sync.Mutex
 	logs := &syncBuffer{}
-	m := &Main{Config: cfg, Stderr: logs, Now: func() time.Time {
+	m := &Main{Config: cfg, Stderr: logs, UnbufferedLogs: true, Now: func() time.Time {
 		mu.Lock()
 		defer mu.Unlock()
 		clock = clock.Add(time.Second)
