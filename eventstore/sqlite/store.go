@@ -180,18 +180,27 @@ func (s *Store) commitTx(batch []*appendReq) error {
 			r.err = err
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, `SAVEPOINT append`); err != nil {
-			return fmt.Errorf("eventstore/sqlite: savepoint: %w", err)
+		// A failing INSERT undoes only itself (SQLite aborts the statement, not the transaction), so an append
+		// of one event needs no savepoint; several events do, so that a later one failing undoes the first.
+		multi := len(r.events) > 1
+		if multi {
+			if _, err := tx.ExecContext(ctx, `SAVEPOINT append`); err != nil {
+				return fmt.Errorf("eventstore/sqlite: savepoint: %w", err)
+			}
 		}
 		r.out, r.err = appendOne(ctx, versionStmt, insertStmt, r, now)
 		if r.err != nil {
 			r.out = nil
-			if _, err := tx.ExecContext(ctx, `ROLLBACK TO append`); err != nil {
-				return fmt.Errorf("eventstore/sqlite: rollback to savepoint: %w", err)
+			if multi {
+				if _, err := tx.ExecContext(ctx, `ROLLBACK TO append`); err != nil {
+					return fmt.Errorf("eventstore/sqlite: rollback to savepoint: %w", err)
+				}
 			}
 		}
-		if _, err := tx.ExecContext(ctx, `RELEASE append`); err != nil {
-			return fmt.Errorf("eventstore/sqlite: release savepoint: %w", err)
+		if multi {
+			if _, err := tx.ExecContext(ctx, `RELEASE append`); err != nil {
+				return fmt.Errorf("eventstore/sqlite: release savepoint: %w", err)
+			}
 		}
 	}
 	if err := tx.Commit(); err != nil {
@@ -201,12 +210,16 @@ func (s *Store) commitTx(batch []*appendReq) error {
 }
 
 func appendOne(ctx context.Context, versionStmt, insertStmt *sql.Stmt, r *appendReq, now time.Time) ([]eventstore.Event, error) {
+	// A new stream (expected version 0) needs no read: its first event takes version 1, and the unique
+	// (stream, version) index refuses it when the stream exists.
 	var current int64
-	if err := versionStmt.QueryRowContext(ctx, r.stream).Scan(&current); err != nil {
-		return nil, fmt.Errorf("eventstore/sqlite: read version: %w", err)
-	}
-	if r.expected != eventstore.ExpectAny && current != r.expected {
-		return nil, &eventstore.VersionConflictError{Stream: r.stream, Expected: r.expected, Actual: current}
+	if r.expected != 0 {
+		if err := versionStmt.QueryRowContext(ctx, r.stream).Scan(&current); err != nil {
+			return nil, fmt.Errorf("eventstore/sqlite: read version: %w", err)
+		}
+		if r.expected != eventstore.ExpectAny && current != r.expected {
+			return nil, &eventstore.VersionConflictError{Stream: r.stream, Expected: r.expected, Actual: current}
+		}
 	}
 	out := make([]eventstore.Event, len(r.events))
 	for i, e := range r.events {
@@ -228,7 +241,13 @@ func appendOne(ctx context.Context, versionStmt, insertStmt *sql.Stmt, r *append
 		res, err := insertStmt.ExecContext(ctx, e.ID, e.StreamID, e.StreamType, e.Version, e.Type, data, meta,
 			e.OccurredAt.UnixNano(), e.RecordedAt.UnixNano())
 		if err != nil {
-			return nil, classify(err, r.stream, r.expected, current, e.ID)
+			err = classify(err, r.stream, r.expected, current, e.ID)
+			var vc *eventstore.VersionConflictError
+			if errors.As(err, &vc) && r.expected == 0 {
+				// The unread stream existed: say at which version.
+				_ = versionStmt.QueryRowContext(ctx, r.stream).Scan(&vc.Actual)
+			}
+			return nil, err
 		}
 		if e.Position, err = res.LastInsertId(); err != nil {
 			return nil, err
