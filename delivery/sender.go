@@ -108,6 +108,8 @@ func (s *Sender) Run(ctx context.Context) error {
 				if _, err := s.Attempt(context.WithoutCancel(ctx), d, false); err != nil {
 					s.log().Error("recording a delivery attempt failed", "delivery", d.ID, "error", err.Error())
 				}
+				// The next attempt's time is known now: look again rather than sleep through it.
+				s.Wake()
 			}(d)
 		}
 		if len(claimed) == workers {

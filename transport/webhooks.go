@@ -3,6 +3,7 @@ package transport
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"sort"
 	"strconv"
@@ -83,19 +84,19 @@ type webhookRequest struct {
 
 // decodeWebhookRequest reads a POST or PATCH body field by field, so that unknown fields (a misspelt setting
 // is not silently ignored) and fields of the wrong type are all reported at once.
-func decodeWebhookRequest(body []byte) (webhookRequest, error) {
+func decodeWebhookRequest(body []byte) (webhookRequest, userhook.FieldErrors, error) {
 	var req webhookRequest
 	var fields map[string]json.RawMessage
 	if err := decodeJSON(body, &fields); err != nil {
-		return req, err
+		return req, nil, err
 	}
 	var fe userhook.FieldErrors
 	targets := map[string]struct {
 		dst  any
 		kind string
 	}{
-		"name": {&req.Name, "string"}, "url": {&req.URL, "string"}, "events": {&req.Events, "array of strings"},
-		"enabled": {&req.Enabled, "boolean"}, "contentType": {&req.ContentType, "string"}, "secrets": {&req.Secrets, "array of strings"},
+		"name": {&req.Name, "a string"}, "url": {&req.URL, "a string"}, "events": {&req.Events, "an array of strings"},
+		"enabled": {&req.Enabled, "a boolean"}, "contentType": {&req.ContentType, "a string"}, "secrets": {&req.Secrets, "an array of strings"},
 	}
 	names := make([]string, 0, len(fields))
 	for name := range fields {
@@ -109,10 +110,29 @@ func decodeWebhookRequest(body []byte) (webhookRequest, error) {
 			continue
 		}
 		if err := json.Unmarshal(fields[name], t.dst); err != nil {
-			fe.Add(name, "must be a "+t.kind)
+			fe.Add(name, "must be "+t.kind)
 		}
 	}
-	return req, fe.Err()
+	return req, fe, nil
+}
+
+// validateWebhook merges the decoding faults with the settings' own, one list for every fault at once; a
+// field that could not be decoded is not judged again.
+func validateWebhook(w delivery.Webhook, decoding userhook.FieldErrors, allowPrivate bool) error {
+	all := append(userhook.FieldErrors(nil), decoding...)
+	bad := map[string]bool{}
+	for _, f := range decoding {
+		bad[f.Field] = true
+	}
+	var settings userhook.FieldErrors
+	if errors.As(delivery.Validate(w, allowPrivate), &settings) {
+		for _, f := range settings {
+			if !bad[strings.SplitN(f.Field, "[", 2)[0]] {
+				all = append(all, f)
+			}
+		}
+	}
+	return all.Err()
 }
 
 func (s *Server) webhookID(c echo.Context) string { return c.Param("id") }
@@ -122,7 +142,7 @@ func (s *Server) createWebhook(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	req, err := decodeWebhookRequest(body)
+	req, decoding, err := decodeWebhookRequest(body)
 	if err != nil {
 		return err
 	}
@@ -130,7 +150,7 @@ func (s *Server) createWebhook(c echo.Context) error {
 	now := time.Now().UTC()
 	w := delivery.Webhook{ID: delivery.NewID("wh_"), Enabled: true, ContentType: "application/json", CreatedAt: now, UpdatedAt: now}
 	applyWebhookRequest(&w, req)
-	if err := delivery.Validate(w, s.deps.AllowPrivate); err != nil {
+	if err := validateWebhook(w, decoding, s.deps.AllowPrivate); err != nil {
 		return err
 	}
 	if len(w.Secrets) == 0 {
@@ -194,7 +214,7 @@ func (s *Server) patchWebhook(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	req, err := decodeWebhookRequest(body)
+	req, decoding, err := decodeWebhookRequest(body)
 	if err != nil {
 		return err
 	}
@@ -204,7 +224,7 @@ func (s *Server) patchWebhook(c echo.Context) error {
 		return err
 	}
 	applyWebhookRequest(&w, req)
-	if err := delivery.Validate(w, s.deps.AllowPrivate); err != nil {
+	if err := validateWebhook(w, decoding, s.deps.AllowPrivate); err != nil {
 		return err
 	}
 	if len(w.Secrets) == 0 {
