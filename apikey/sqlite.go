@@ -34,7 +34,7 @@ func NewSQLiteStore(ctx context.Context, db *sqlitedb.DB) (*SQLiteStore, error) 
 
 // Create implements Store.
 func (s *SQLiteStore) Create(ctx context.Context, k Key) error {
-	_, err := s.db.Write.ExecContext(ctx, `INSERT INTO api_keys (id, name, role, hash, created_at) VALUES (?, ?, ?, ?, ?)`,
+	_, err := s.db.Exec(ctx, true, `INSERT INTO api_keys (id, name, role, hash, created_at) VALUES (?, ?, ?, ?, ?)`,
 		k.ID, k.Name, string(k.Role), k.Hash, k.CreatedAt.UnixNano())
 	if err != nil {
 		return fmt.Errorf("apikey: create: %w", err)
@@ -62,7 +62,7 @@ func (s *SQLiteStore) List(ctx context.Context) ([]Key, error) {
 
 // Revoke implements Store.
 func (s *SQLiteStore) Revoke(ctx context.Context, id string, at time.Time) error {
-	res, err := s.db.Write.ExecContext(ctx, `UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?`, at.UnixNano(), id)
+	res, err := s.db.Exec(ctx, true, `UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?`, at.UnixNano(), id)
 	if err != nil {
 		return fmt.Errorf("apikey: revoke: %w", err)
 	}

@@ -50,6 +50,8 @@ function request()
   i = i + 1
   if i > #lines then i = 1 end
   local id, ts, sig, body = string.match(lines[i], "^([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)$")
-  return wrk.format(nil, "/events", {["webhook-id"] = id, ["webhook-timestamp"] = ts, ["webhook-signature"] = sig}, body)
+  -- headers given to wrk.format replace wrk.headers, so the content type goes in too
+  return wrk.format(nil, "/events", {["Content-Type"] = "application/cloudevents+json",
+    ["webhook-id"] = id, ["webhook-timestamp"] = ts, ["webhook-signature"] = sig}, body)
 end
 `

@@ -136,9 +136,6 @@ func TestBinaryDevCurlAsPrinted(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "200", string(out))
 
-	for _, line := range strings.Split(strings.TrimSpace(p.stderr.String()), "\n") {
-		assert.True(t, strings.HasPrefix(line, "{"), "stderr carries JSON log lines only: %q", line)
-	}
 
 	// SIGTERM: a clean exit that removes the credentials file.
 	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
@@ -154,6 +151,13 @@ func TestBinaryDevCurlAsPrinted(t *testing.T) {
 	}
 	_, err = os.Stat(filepath.Join(dir, "dev.env"))
 	assert.True(t, os.IsNotExist(err), "dev.env is removed on shutdown")
+
+	// Log lines are buffered; shutdown writes out the rest. Every line is JSON, one per request.
+	logs := strings.TrimSpace(p.stderr.String())
+	assert.Equal(t, 2, strings.Count(logs, `"route":"/users"`), "a line for each of the two posts: %s", logs)
+	for _, line := range strings.Split(logs, "\n") {
+		assert.True(t, strings.HasPrefix(line, "{"), "stderr carries JSON log lines only: %q", line)
+	}
 }
 
 func TestBinaryRefusesToServeWithoutJWTConfig(t *testing.T) {

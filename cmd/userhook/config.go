@@ -30,6 +30,8 @@ type Config struct {
 	WebhookDisableAfter time.Duration
 	// DeliveryWorkers is how many deliveries are sent at once.
 	DeliveryWorkers int
+	// DebugAddr, when set, serves Go's profiler (/debug/pprof/) on its own listener.
+	DebugAddr string
 	// StateCache is how many users' states the command service keeps in memory (0: none).
 	StateCache int
 	LogLevel   string
@@ -80,6 +82,7 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DeliveryBackoff, "delivery-backoff", c.DeliveryBackoff, "delays between delivery attempts")
 	fs.DurationVar(&c.WebhookDisableAfter, "webhook-disable-after", c.WebhookDisableAfter, "disable a webhook whose deliveries all failed for this long (0: never)")
 	fs.IntVar(&c.DeliveryWorkers, "delivery-workers", c.DeliveryWorkers, "deliveries sent at once")
+	fs.StringVar(&c.DebugAddr, "debug-addr", c.DebugAddr, "serve /debug/pprof/ on this address (off when empty)")
 	fs.IntVar(&c.StateCache, "state-cache", c.StateCache, "users whose state is kept in memory (0: none)")
 	fs.BoolVar(&c.Dev, "dev", c.Dev, "generate and print ephemeral development credentials")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long requests in flight may take on shutdown")

@@ -101,7 +101,7 @@ func (s *Store) CreateWebhook(ctx context.Context, w delivery.Webhook) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.db.Write.ExecContext(ctx, `INSERT INTO webhooks (`+webhookColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, vals...)
+	_, err = s.db.Exec(ctx, true, `INSERT INTO webhooks (`+webhookColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, vals...)
 	if err != nil {
 		return fmt.Errorf("delivery/sqlite: create webhook: %w", err)
 	}
@@ -140,7 +140,7 @@ func (s *Store) Webhooks(ctx context.Context) ([]delivery.Webhook, error) {
 
 // UpdateWebhook implements delivery.Store.
 func (s *Store) UpdateWebhook(ctx context.Context, w delivery.Webhook) error {
-	return updateWebhook(ctx, s.db.Write, w)
+	return s.db.Tx(ctx, true, func(tx *sql.Tx) error { return updateWebhook(ctx, tx, w) })
 }
 
 type execer interface {
@@ -166,7 +166,7 @@ func updateWebhook(ctx context.Context, db execer, w delivery.Webhook) error {
 
 // DeleteWebhook implements delivery.Store.
 func (s *Store) DeleteWebhook(ctx context.Context, id string) error {
-	res, err := s.db.Write.ExecContext(ctx, `DELETE FROM webhooks WHERE id = ?`, id)
+	res, err := s.db.Exec(ctx, true, `DELETE FROM webhooks WHERE id = ?`, id)
 	if err != nil {
 		return fmt.Errorf("delivery/sqlite: delete webhook: %w", err)
 	}
@@ -192,27 +192,24 @@ func scanDelivery(r scanner) (delivery.Delivery, error) {
 
 // Enqueue implements delivery.Store.
 func (s *Store) Enqueue(ctx context.Context, name string, position int64, deliveries []delivery.Delivery) error {
-	tx, err := s.db.Write.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("delivery/sqlite: begin: %w", err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	for _, d := range deliveries {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO deliveries (id, webhook_id, event_id, event_type, position, payload,
-			status, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (webhook_id, event_id) DO NOTHING`,
-			d.ID, d.WebhookID, d.EventID, d.EventType, d.Position, d.Payload, d.Status, nanos(d.CreatedAt), nanos(d.NextAttemptAt)); err != nil {
-			if strings.Contains(err.Error(), "FOREIGN KEY") {
-				continue // the webhook was deleted meanwhile
+	return s.db.Tx(ctx, false, func(tx *sql.Tx) error {
+		for _, d := range deliveries {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO deliveries (id, webhook_id, event_id, event_type, position, payload,
+				status, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+				ON CONFLICT (webhook_id, event_id) DO NOTHING`,
+				d.ID, d.WebhookID, d.EventID, d.EventType, d.Position, d.Payload, d.Status, nanos(d.CreatedAt), nanos(d.NextAttemptAt)); err != nil {
+				if strings.Contains(err.Error(), "FOREIGN KEY") {
+					continue // the webhook was deleted meanwhile
+				}
+				return fmt.Errorf("delivery/sqlite: enqueue: %w", err)
 			}
-			return fmt.Errorf("delivery/sqlite: enqueue: %w", err)
 		}
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO checkpoints (name, position) VALUES (?, ?)
-		ON CONFLICT (name) DO UPDATE SET position = MAX(position, excluded.position)`, name, position); err != nil {
-		return fmt.Errorf("delivery/sqlite: checkpoint: %w", err)
-	}
-	return tx.Commit()
+		if _, err := tx.ExecContext(ctx, `INSERT INTO checkpoints (name, position) VALUES (?, ?)
+			ON CONFLICT (name) DO UPDATE SET position = MAX(position, excluded.position)`, name, position); err != nil {
+			return fmt.Errorf("delivery/sqlite: checkpoint: %w", err)
+		}
+		return nil
+	})
 }
 
 // Checkpoint implements delivery.Store.
@@ -227,43 +224,43 @@ func (s *Store) Checkpoint(ctx context.Context, name string) (int64, error) {
 
 // Claim implements delivery.Store. SQLite has one writer, so the UPDATE ... RETURNING is atomic.
 func (s *Store) Claim(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]delivery.Delivery, error) {
-	rows, err := s.db.Write.QueryContext(ctx, `UPDATE deliveries SET locked_until = ?
-		WHERE id IN (SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ? AND locked_until <= ?
-		             ORDER BY next_attempt_at, position LIMIT ?)
-		RETURNING `+deliveryColumns, nanos(now.Add(lease)), nanos(now), nanos(now), limit)
-	if err != nil {
-		return nil, fmt.Errorf("delivery/sqlite: claim: %w", err)
-	}
-	defer rows.Close()
 	var out []delivery.Delivery
-	for rows.Next() {
-		d, err := scanDelivery(rows)
+	err := s.db.Tx(ctx, false, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `UPDATE deliveries SET locked_until = ?
+			WHERE id IN (SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ? AND locked_until <= ?
+			             ORDER BY next_attempt_at, position LIMIT ?)
+			RETURNING `+deliveryColumns, nanos(now.Add(lease)), nanos(now), nanos(now), limit)
 		if err != nil {
-			return nil, err
+			return fmt.Errorf("delivery/sqlite: claim: %w", err)
 		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
+		defer rows.Close()
+		for rows.Next() {
+			d, err := scanDelivery(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, d)
+		}
+		return rows.Err()
+	})
+	return out, err
 }
 
 // Record implements delivery.Store.
 func (s *Store) Record(ctx context.Context, d delivery.Delivery, w *delivery.Webhook) error {
-	tx, err := s.db.Write.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("delivery/sqlite: begin: %w", err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = ?, attempts = ?, response_status = ?, response_body = ?,
-		error = ?, last_attempt_at = ?, next_attempt_at = ?, locked_until = 0 WHERE id = ?`,
-		d.Status, d.Attempts, d.ResponseStatus, d.ResponseBody, d.Error, nanos(d.LastAttemptAt), nanos(d.NextAttemptAt), d.ID); err != nil {
-		return fmt.Errorf("delivery/sqlite: record: %w", err)
-	}
-	if w != nil {
-		if err := updateWebhook(ctx, tx, *w); err != nil && !errors.Is(err, userhook.ErrNotFound) {
-			return err
+	return s.db.Tx(ctx, false, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = ?, attempts = ?, response_status = ?, response_body = ?,
+			error = ?, last_attempt_at = ?, next_attempt_at = ?, locked_until = 0 WHERE id = ?`,
+			d.Status, d.Attempts, d.ResponseStatus, d.ResponseBody, d.Error, nanos(d.LastAttemptAt), nanos(d.NextAttemptAt), d.ID); err != nil {
+			return fmt.Errorf("delivery/sqlite: record: %w", err)
 		}
-	}
-	return tx.Commit()
+		if w != nil {
+			if err := updateWebhook(ctx, tx, *w); err != nil && !errors.Is(err, userhook.ErrNotFound) {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // Delivery implements delivery.Store.

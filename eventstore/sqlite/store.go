@@ -156,57 +156,52 @@ func (s *Store) commit(batch []*appendReq) {
 
 func (s *Store) commitTx(batch []*appendReq) error {
 	ctx := context.Background()
-	tx, err := s.db.Write.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("eventstore/sqlite: begin: %w", err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	versionStmt, err := tx.PrepareContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM events WHERE stream_id = ?`)
-	if err != nil {
-		return fmt.Errorf("eventstore/sqlite: prepare: %w", err)
-	}
-	defer versionStmt.Close()
-	insertStmt, err := tx.PrepareContext(ctx, `INSERT INTO events
-		(event_id, stream_id, stream_type, version, type, data, metadata, occurred_at, recorded_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-	if err != nil {
-		return fmt.Errorf("eventstore/sqlite: prepare: %w", err)
-	}
-	defer insertStmt.Close()
+	return s.db.Tx(ctx, true, func(tx *sql.Tx) error {
+		versionStmt, err := tx.PrepareContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM events WHERE stream_id = ?`)
+		if err != nil {
+			return fmt.Errorf("eventstore/sqlite: prepare: %w", err)
+		}
+		defer versionStmt.Close()
+		insertStmt, err := tx.PrepareContext(ctx, `INSERT INTO events
+			(event_id, stream_id, stream_type, version, type, data, metadata, occurred_at, recorded_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return fmt.Errorf("eventstore/sqlite: prepare: %w", err)
+		}
+		defer insertStmt.Close()
 
-	now := s.now()
-	for _, r := range batch {
-		if err := r.ctx.Err(); err != nil {
-			r.err = err
-			continue
-		}
-		// A failing INSERT undoes only itself (SQLite aborts the statement, not the transaction), so an append
-		// of one event needs no savepoint; several events do, so that a later one failing undoes the first.
-		multi := len(r.events) > 1
-		if multi {
-			if _, err := tx.ExecContext(ctx, `SAVEPOINT append`); err != nil {
-				return fmt.Errorf("eventstore/sqlite: savepoint: %w", err)
+		now := s.now()
+		for _, r := range batch {
+			if err := r.ctx.Err(); err != nil {
+				r.err = err
+				continue
 			}
-		}
-		r.out, r.err = appendOne(ctx, versionStmt, insertStmt, r, now)
-		if r.err != nil {
-			r.out = nil
+			// A failing INSERT undoes only itself (SQLite aborts the statement, not the transaction), so an
+			// append of one event needs no savepoint; several events do, so that a later one failing undoes
+			// the first.
+			multi := len(r.events) > 1
 			if multi {
-				if _, err := tx.ExecContext(ctx, `ROLLBACK TO append`); err != nil {
-					return fmt.Errorf("eventstore/sqlite: rollback to savepoint: %w", err)
+				if _, err := tx.ExecContext(ctx, `SAVEPOINT append`); err != nil {
+					return fmt.Errorf("eventstore/sqlite: savepoint: %w", err)
+				}
+			}
+			r.out, r.err = appendOne(ctx, versionStmt, insertStmt, r, now)
+			if r.err != nil {
+				r.out = nil
+				if multi {
+					if _, err := tx.ExecContext(ctx, `ROLLBACK TO append`); err != nil {
+						return fmt.Errorf("eventstore/sqlite: rollback to savepoint: %w", err)
+					}
+				}
+			}
+			if multi {
+				if _, err := tx.ExecContext(ctx, `RELEASE append`); err != nil {
+					return fmt.Errorf("eventstore/sqlite: release savepoint: %w", err)
 				}
 			}
 		}
-		if multi {
-			if _, err := tx.ExecContext(ctx, `RELEASE append`); err != nil {
-				return fmt.Errorf("eventstore/sqlite: release savepoint: %w", err)
-			}
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("eventstore/sqlite: commit: %w", err)
-	}
-	return nil
+		return nil
+	})
 }
 
 func appendOne(ctx context.Context, versionStmt, insertStmt *sql.Stmt, r *appendReq, now time.Time) ([]eventstore.Event, error) {
@@ -377,7 +372,7 @@ func (s *Store) Received(ctx context.Context, key string) (bool, error) {
 
 // Receive implements eventstore.Receipts.
 func (s *Store) Receive(ctx context.Context, key, outcome string) error {
-	res, err := s.db.Write.ExecContext(ctx, `INSERT INTO receipts (key, outcome, received_at)
+	res, err := s.db.Exec(ctx, true, `INSERT INTO receipts (key, outcome, received_at)
 		SELECT ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM events WHERE event_id = ?)
 		ON CONFLICT (key) DO NOTHING`, key, outcome, s.now().UnixNano(), key)
 	if err != nil {

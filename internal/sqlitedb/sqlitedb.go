@@ -31,6 +31,8 @@ type DB struct {
 	Read *sql.DB
 
 	migrateMu sync.Mutex
+	// mode is the write connection's synchronous setting as Tx last set it ("" when unknown).
+	mode string
 }
 
 // Open opens (creating when needed) the SQLite database at path with WAL journaling and synchronous=FULL,
@@ -146,4 +148,50 @@ func (db *DB) applyOne(ctx context.Context, component, name, body string) error 
 		return err
 	}
 	return tx.Commit()
+}
+
+// Tx runs fn in one write transaction on the write connection and commits it. A durable transaction commits
+// with synchronous=FULL: its commit is fsync'd before Tx returns, so it survives a power cut. A lazy one
+// commits with synchronous=NORMAL (WAL): it survives a crash of the process, and a power cut can lose it only
+// together with the lazy commits after it, up to the next durable commit, whose fsync carries them all.
+// Derived state that is rebuilt from the event store (the read model, checkpoints, delivery bookkeeping) is
+// written lazily, so it does not cost the ingest path an fsync per batch.
+func (db *DB) Tx(ctx context.Context, durable bool, fn func(tx *sql.Tx) error) error {
+	conn, err := db.Write.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	mode := "NORMAL"
+	if durable {
+		mode = "FULL"
+	}
+	// The pool holds one connection, so the pinned connection serialises access to db.mode.
+	if db.mode != mode {
+		db.mode = "" // unknown until the pragma is known to have run
+		if _, err := conn.ExecContext(ctx, "PRAGMA synchronous = "+mode); err != nil {
+			return fmt.Errorf("sqlitedb: synchronous: %w", err)
+		}
+		db.mode = mode
+	}
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// Exec runs one statement in its own write transaction (see Tx).
+func (db *DB) Exec(ctx context.Context, durable bool, query string, args ...any) (sql.Result, error) {
+	var res sql.Result
+	err := db.Tx(ctx, durable, func(tx *sql.Tx) error {
+		var err error
+		res, err = tx.ExecContext(ctx, query, args...)
+		return err
+	})
+	return res, err
 }

@@ -127,57 +127,51 @@ func (m *ReadModel) Update(ctx context.Context, name string, position int64, use
 // Batch implements projection.ReadModel.
 func (m *ReadModel) Batch(ctx context.Context, name string, position int64, userIDs []string,
 	fn func(rows map[string]*aggregate.User) ([]string, error)) error {
-	tx, err := m.db.Write.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("readmodel: begin: %w", err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	get, err := tx.PrepareContext(ctx, `SELECT `+userColumns+` FROM users WHERE user_id = ?`)
-	if err != nil {
-		return err
-	}
-	defer get.Close()
-	rows := make(map[string]*aggregate.User, len(userIDs))
-	for _, id := range userIDs {
-		if _, ok := rows[id]; ok {
-			continue
-		}
-		u, err := scanUser(get.QueryRowContext(ctx, id))
-		if errors.Is(err, sql.ErrNoRows) {
-			u, err = aggregate.User{ID: id}, nil
-		}
-		if err != nil {
-			return fmt.Errorf("readmodel: read %s: %w", id, err)
-		}
-		rows[id] = &u
-	}
-	changed, err := fn(rows)
-	if err != nil {
-		return err
-	}
-	if len(changed) > 0 {
-		put, err := tx.PrepareContext(ctx, upsertUser)
+	return m.db.Tx(ctx, false, func(tx *sql.Tx) error {
+		get, err := tx.PrepareContext(ctx, `SELECT `+userColumns+` FROM users WHERE user_id = ?`)
 		if err != nil {
 			return err
 		}
-		defer put.Close()
-		for _, id := range changed {
-			vals, err := values(*rows[id])
+		defer get.Close()
+		rows := make(map[string]*aggregate.User, len(userIDs))
+		for _, id := range userIDs {
+			if _, ok := rows[id]; ok {
+				continue
+			}
+			u, err := scanUser(get.QueryRowContext(ctx, id))
+			if errors.Is(err, sql.ErrNoRows) {
+				u, err = aggregate.User{ID: id}, nil
+			}
+			if err != nil {
+				return fmt.Errorf("readmodel: read %s: %w", id, err)
+			}
+			rows[id] = &u
+		}
+		changed, err := fn(rows)
+		if err != nil {
+			return err
+		}
+		if len(changed) > 0 {
+			put, err := tx.PrepareContext(ctx, upsertUser)
 			if err != nil {
 				return err
 			}
-			if _, err := put.ExecContext(ctx, vals...); err != nil {
-				return fmt.Errorf("readmodel: write %s: %w", id, err)
+			defer put.Close()
+			for _, id := range changed {
+				vals, err := values(*rows[id])
+				if err != nil {
+					return err
+				}
+				if _, err := put.ExecContext(ctx, vals...); err != nil {
+					return fmt.Errorf("readmodel: write %s: %w", id, err)
+				}
 			}
 		}
-	}
-	if _, err := tx.ExecContext(ctx, upsertCheckpoint, name, position); err != nil {
-		return fmt.Errorf("readmodel: checkpoint: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("readmodel: commit: %w", err)
-	}
-	return nil
+		if _, err := tx.ExecContext(ctx, upsertCheckpoint, name, position); err != nil {
+			return fmt.Errorf("readmodel: checkpoint: %w", err)
+		}
+		return nil
+	})
 }
 
 // Checkpoint implements projection.Checkpoints.
@@ -195,7 +189,7 @@ func (m *ReadModel) Checkpoint(ctx context.Context, name string) (int64, error) 
 
 // SaveCheckpoint implements projection.Checkpoints.
 func (m *ReadModel) SaveCheckpoint(ctx context.Context, name string, position int64) error {
-	if _, err := m.db.Write.ExecContext(ctx, upsertCheckpoint, name, position); err != nil {
+	if _, err := m.db.Exec(ctx, false, upsertCheckpoint, name, position); err != nil {
 		return fmt.Errorf("readmodel: save checkpoint %s: %w", name, err)
 	}
 	return nil
@@ -254,56 +248,53 @@ func (m *ReadModel) List(ctx context.Context, f projection.ListFilter) ([]aggreg
 // Rebuild implements projection.ReadModel: a fresh table built from users replaces the old one, with the
 // checkpoint, in one transaction; readers see the old table until it commits.
 func (m *ReadModel) Rebuild(ctx context.Context, name string, position int64, users []aggregate.User) error {
-	tx, err := m.db.Write.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("readmodel: begin rebuild: %w", err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	var tableSQL string
-	if err := tx.QueryRowContext(ctx, `SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'users'`).Scan(&tableSQL); err != nil {
-		return fmt.Errorf("readmodel: users schema: %w", err)
-	}
-	indexSQL, err := indexes(ctx, tx)
-	if err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, `DROP TABLE IF EXISTS users_rebuild`); err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, strings.Replace(tableSQL, "users", "users_rebuild", 1)); err != nil {
-		return fmt.Errorf("readmodel: create rebuild table: %w", err)
-	}
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO users_rebuild (`+writeColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-	if err != nil {
-		return err
-	}
-	defer stmt.Close()
-	for _, u := range users {
-		vals, err := values(u)
+	return m.db.Tx(ctx, false, func(tx *sql.Tx) error {
+		var tableSQL string
+		if err := tx.QueryRowContext(ctx, `SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'users'`).Scan(&tableSQL); err != nil {
+			return fmt.Errorf("readmodel: users schema: %w", err)
+		}
+		indexSQL, err := indexes(ctx, tx)
 		if err != nil {
 			return err
 		}
-		if _, err := stmt.ExecContext(ctx, vals...); err != nil {
-			return fmt.Errorf("readmodel: rebuild %s: %w", u.ID, err)
+		if _, err := tx.ExecContext(ctx, `DROP TABLE IF EXISTS users_rebuild`); err != nil {
+			return err
 		}
-	}
-	for _, q := range []string{`DROP TABLE users`, `ALTER TABLE users_rebuild RENAME TO users`} {
-		if _, err := tx.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("readmodel: swap: %w", err)
+		if _, err := tx.ExecContext(ctx, strings.Replace(tableSQL, "users", "users_rebuild", 1)); err != nil {
+			return fmt.Errorf("readmodel: create rebuild table: %w", err)
 		}
-	}
-	for _, q := range indexSQL {
-		if _, err := tx.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("readmodel: index: %w", err)
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO users_rebuild (`+writeColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return err
 		}
-	}
-	// The checkpoint is set exactly. Going back only repeats work after a restart: the projection skips
-	// what a row already has.
-	if _, err := tx.ExecContext(ctx, `INSERT INTO checkpoints (name, position) VALUES (?, ?)
-		ON CONFLICT (name) DO UPDATE SET position = excluded.position`, name, position); err != nil {
-		return err
-	}
-	return tx.Commit()
+		defer stmt.Close()
+		for _, u := range users {
+			vals, err := values(u)
+			if err != nil {
+				return err
+			}
+			if _, err := stmt.ExecContext(ctx, vals...); err != nil {
+				return fmt.Errorf("readmodel: rebuild %s: %w", u.ID, err)
+			}
+		}
+		for _, q := range []string{`DROP TABLE users`, `ALTER TABLE users_rebuild RENAME TO users`} {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("readmodel: swap: %w", err)
+			}
+		}
+		for _, q := range indexSQL {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("readmodel: index: %w", err)
+			}
+		}
+		// The checkpoint is set exactly. Going back only repeats work after a restart: the projection skips
+		// what a row already has.
+		if _, err := tx.ExecContext(ctx, `INSERT INTO checkpoints (name, position) VALUES (?, ?)
+			ON CONFLICT (name) DO UPDATE SET position = excluded.position`, name, position); err != nil {
+			return err
+		}
+		return nil
+	})
 }
 
 func indexes(ctx context.Context, tx *sql.Tx) ([]string, error) {
