@@ -136,7 +136,6 @@ func TestBinaryDevCurlAsPrinted(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "200", string(out))
 
-
 	// SIGTERM: a clean exit that removes the credentials file.
 	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
