@@ -91,3 +91,29 @@ func TestCachedStateRecognisesARecentDuplicate(t *testing.T) {
 	_, err = svc.Execute(ctx, aggregate.Update{UserID: "u1", Attributes: aggregate.Attributes{Email: ptr("a@example.com")}}, opt)
 	assert.ErrorIs(t, err, eventstore.ErrDuplicate, "a copy is a duplicate, not a no-op, with the state cached")
 }
+
+func TestColdCacheGuessesNewAndCorrectsItself(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cached, other, counting := cachedServices(t)
+
+	// A new user needs no read at all.
+	_, err := cached.Execute(ctx, aggregate.Ensure{UserID: "new", Email: "n@example.com"}, aggregate.Options{})
+	require.NoError(t, err)
+	assert.Zero(t, counting.loads.Load(), "a first login is appended without reading its empty stream")
+
+	// A user the cache does not hold (written by another process, or before a restart).
+	_, err = other.Execute(ctx, aggregate.Ensure{UserID: "known", Email: "k@example.com"}, aggregate.Options{})
+	require.NoError(t, err)
+	res, err := cached.Execute(ctx, aggregate.Ensure{UserID: "known", Email: "k@example.com"}, aggregate.Options{})
+	require.NoError(t, err)
+	assert.Empty(t, res.Events, "the guess was refused by the store, the stream read: a repeat changes nothing")
+	assert.Equal(t, int64(1), counting.loads.Load())
+
+	// A command that would be a refusal or a no-op on a new user is never trusted to the guess.
+	_, err = other.Execute(ctx, aggregate.Ensure{UserID: "k2", Email: "k2@example.com"}, aggregate.Options{})
+	require.NoError(t, err)
+	res, err = cached.Execute(ctx, aggregate.ChangeEmail{UserID: "k2", Email: "k2b@example.com"}, aggregate.Options{})
+	require.NoError(t, err, "ChangeEmail on an unknown user would be refused; the user is read instead")
+	assert.Len(t, res.Events, 1)
+}

@@ -74,8 +74,12 @@ func (s *Service) Load(ctx context.Context, userID string) (User, error) {
 // opt.EventID is stored already, or the store's.
 func (s *Service) Execute(ctx context.Context, cmd Command, opt Options) (Result, error) {
 	id := cmd.StreamID()
+	// With the cache, a user it does not hold is first assumed new: that saves a new user (the common case
+	// of a first login) the read of its empty stream. The guess is only ever trusted to append: the store's
+	// unique (stream, version) index refuses it for a user that exists, and then the stream is read.
+	guess := s.cache != nil
 	for attempt := 1; ; attempt++ {
-		u, ids, err := s.state(ctx, id)
+		u, ids, guessed, err := s.state(ctx, id, guess)
 		if err != nil {
 			return Result{}, err
 		}
@@ -85,6 +89,11 @@ func (s *Service) Execute(ctx context.Context, cmd Command, opt Options) (Result
 			return Result{User: u}, &eventstore.DuplicateError{EventID: opt.EventID}
 		}
 		raised, err := cmd.Decide(u)
+		if guessed && (err != nil || len(raised) == 0) {
+			guess = false // a refusal or a no-op needs the real state
+			attempt--
+			continue
+		}
 		if err != nil {
 			return Result{User: u}, err
 		}
@@ -98,6 +107,11 @@ func (s *Service) Execute(ctx context.Context, cmd Command, opt Options) (Result
 		stored, err := s.store.Append(ctx, id, u.Version, toStore...)
 		if err != nil && s.cache != nil {
 			s.cache.drop(id)
+		}
+		if errors.Is(err, eventstore.ErrVersionConflict) && guessed {
+			guess = false // the user exists: read it
+			attempt--
+			continue
 		}
 		if errors.Is(err, eventstore.ErrVersionConflict) && attempt < MaxAttempts {
 			continue
@@ -152,20 +166,24 @@ func (s *Service) toStored(cmd Command, raised []Event, opt Options) ([]eventsto
 	return out, nil
 }
 
-// state is the user's current state and latest event ids, from the cache or the store.
-func (s *Service) state(ctx context.Context, id string) (User, []string, error) {
+// state is the user's current state and latest event ids, from the cache or the store; with guess, a user
+// the cache does not hold is assumed new instead of read (guessed reports it).
+func (s *Service) state(ctx context.Context, id string, guess bool) (User, []string, bool, error) {
 	if s.cache != nil {
 		if u, ids, ok := s.cache.get(id); ok {
-			return u, ids, nil
+			return u, ids, false, nil
+		}
+		if guess {
+			return User{ID: id}, nil, true, nil
 		}
 	}
 	events, err := s.store.Load(ctx, id)
 	if err != nil {
-		return User{}, nil, err
+		return User{}, nil, false, err
 	}
 	u, err := Fold(id, events)
 	if err != nil {
-		return User{}, nil, err
+		return User{}, nil, false, err
 	}
 	ids := make([]string, len(events))
 	for i, e := range events {
@@ -174,5 +192,5 @@ func (s *Service) state(ctx context.Context, id string) (User, []string, error) 
 	if s.cache != nil {
 		s.cache.put(u, ids)
 	}
-	return u, ids, nil
+	return u, ids, false, nil
 }
