@@ -1,6 +1,7 @@
 package projection
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -44,8 +45,20 @@ func NewMessage(e eventstore.Event) (*message.Message, error) {
 	return msg, nil
 }
 
-// EventOf decodes the stored event a message carries.
+type eventKey struct{}
+
+// WithEvent attaches the stored event itself to a message's context. An in-process pub/sub that preserves
+// contexts (GoChannel with PreserveContext) then hands it to every consumer without a JSON decode each; over a
+// network the payload is decoded as usual.
+func WithEvent(msg *message.Message, e eventstore.Event) {
+	msg.SetContext(context.WithValue(msg.Context(), eventKey{}, e))
+}
+
+// EventOf returns the stored event a message carries.
 func EventOf(msg *message.Message) (eventstore.Event, error) {
+	if e, ok := msg.Context().Value(eventKey{}).(eventstore.Event); ok && e.ID == msg.UUID {
+		return e, nil
+	}
 	var w wireEvent
 	if err := json.Unmarshal(msg.Payload, &w); err != nil {
 		return eventstore.Event{}, fmt.Errorf("projection: decode message %s: %w", msg.UUID, err)

@@ -101,6 +101,7 @@ func (r *Relay) publish(events []eventstore.Event) error {
 		if err != nil {
 			return err
 		}
+		WithEvent(msg, e)
 		if err := r.Publisher.Publish(Topic(e.StreamType), msg); err != nil {
 			return errors.Join(errors.New("projection: publish"), err)
 		}

@@ -312,7 +312,7 @@ func (m *Main) startProjections(ctx context.Context) error {
 	m.tracker = projection.NewTracker(pos)
 	m.users = &projection.Users{Model: m.storage.reads, Tracker: m.tracker, Store: m.storage.events}
 	wlog := watermill.NewSlogLogger(m.log.With("component", "gochannel"))
-	pubsub := gochannel.NewGoChannel(gochannel.Config{BlockPublishUntilSubscriberAck: true}, wlog)
+	pubsub := gochannel.NewGoChannel(gochannel.Config{BlockPublishUntilSubscriberAck: true, PreserveContext: true}, wlog)
 	m.pipeline = &projection.Pipeline{
 		Store:       m.storage.events,
 		Checkpoints: m.storage.reads,
