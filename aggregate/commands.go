@@ -158,7 +158,11 @@ func (c Update) OccurredAt() time.Time { return c.At }
 
 // Decide implements Command.
 func (c Register) Decide(u User) ([]Event, error) {
-	if err := validate(c.UserID, c.Email); err != nil {
+	email := c.Email
+	if email != nil && u.Exists() && *email == u.Email {
+		email = nil // the stored address was checked when it was stored: a repeat login need not parse it again
+	}
+	if err := validate(c.UserID, email); err != nil {
 		return nil, err
 	}
 	if err := stale(u, c.At); err != nil {

@@ -16,26 +16,50 @@ const ReplayPage = 10000
 
 // Replay rebuilds the users read model from the whole event store: it folds every event into its user in
 // memory, then writes each user once, in user id order, into a fresh table that replaces the old one in the
-// same transaction as the projection's checkpoint, and finally applies the events stored meanwhile. progress, when set, is told the events folded so far and
-// the store's last position at the start.
+// same transaction as the projection's checkpoint, and finally applies the events stored meanwhile.
+// progress, when set, is told the events folded so far and the store's last position at the start.
 func Replay(ctx context.Context, store eventstore.Store, model ReadModel, progress func(done, total int64)) (Summary, error) {
 	start := time.Now()
 	total, err := store.LastPosition(ctx)
 	if err != nil {
 		return Summary{}, err
 	}
+	// Reading (SQLite, through cgo) and folding (JSON decoding) run side by side: one goroutine reads the
+	// pages ahead while this one folds the previous page.
+	type page struct {
+		events []eventstore.Event
+		err    error
+	}
+	pages := make(chan page, 2)
+	readCtx, stopReading := context.WithCancel(ctx)
+	defer stopReading()
+	go func() {
+		defer close(pages)
+		after := int64(0)
+		for {
+			events, err := store.ReadAll(readCtx, after, ReplayPage)
+			if err != nil || len(events) == 0 {
+				if err != nil {
+					pages <- page{err: err}
+				}
+				return
+			}
+			after = events[len(events)-1].Position
+			select {
+			case pages <- page{events: events}:
+			case <-readCtx.Done():
+				return
+			}
+		}
+	}()
 	users := map[string]*aggregate.User{}
 	var sum Summary
 	after := int64(0)
-	for {
-		page, err := store.ReadAll(ctx, after, ReplayPage)
-		if err != nil {
-			return Summary{}, err
+	for p := range pages {
+		if p.err != nil {
+			return Summary{}, p.err
 		}
-		if len(page) == 0 {
-			break
-		}
-		for _, e := range page {
+		for _, e := range p.events {
 			if e.StreamType != aggregate.StreamType {
 				continue
 			}
@@ -51,8 +75,8 @@ func Replay(ctx context.Context, store eventstore.Store, model ReadModel, progre
 				return Summary{}, err
 			}
 		}
-		sum.Events += int64(len(page))
-		after = page[len(page)-1].Position
+		sum.Events += int64(len(p.events))
+		after = p.events[len(p.events)-1].Position
 		if progress != nil {
 			progress(sum.Events, total)
 		}

@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -114,10 +116,25 @@ func requestID(c echo.Context) string {
 	return ""
 }
 
-func newRequestID() string {
-	b := make([]byte, 12)
+// requestIDs makes request ids: a random prefix drawn once per process and a counter, so ids are unique
+// across restarts and instances and cost no system call per request. They correlate; they are not secrets.
+var requestIDs = func() struct {
+	prefix string
+	n      *atomic.Uint64
+} {
+	b := make([]byte, 6)
 	_, _ = rand.Read(b)
-	return "req_" + hex.EncodeToString(b)
+	return struct {
+		prefix string
+		n      *atomic.Uint64
+	}{"req_" + hex.EncodeToString(b), new(atomic.Uint64)}
+}()
+
+func newRequestID() string {
+	var buf [32]byte
+	out := append(buf[:0], requestIDs.prefix...)
+	out = strconv.AppendUint(append(out, '_'), requestIDs.n.Add(1), 36)
+	return string(out)
 }
 
 // requestID gives every request an id, in X-Request-Id and in every error body and log line. A caller's own
