@@ -76,6 +76,7 @@ type config struct {
 	conns         int
 	replayUsers   int
 	replayPerUser int
+	replayProfile string
 	work          string
 }
 
@@ -87,6 +88,8 @@ func run() error {
 	flag.IntVar(&c.conns, "conns", 64, "wrk connections")
 	flag.IntVar(&c.replayUsers, "replay-users", 100000, "users in the replay store")
 	flag.IntVar(&c.replayPerUser, "replay-events-per-user", 10, "events per user in the replay store")
+	only := flag.String("only", "", "run one part only: load or replay")
+	flag.StringVar(&c.replayProfile, "replay-cpuprofile", "", "write a CPU profile of the first replay to this file")
 	flag.Parse()
 	if _, err := exec.LookPath("wrk"); err != nil {
 		return errors.New("wrk is not installed (make bench installs it: apt-get install -y wrk)")
@@ -111,7 +114,7 @@ func run() error {
 		c.rounds, c.duration, c.conns, cpus())
 	samples := map[string][]result{}
 	var lags []time.Duration
-	for round := 1; round <= c.rounds; round++ {
+	for round := 1; round <= c.rounds && *only != "replay"; round++ {
 		fmt.Fprintf(os.Stderr, "round %d/%d\n", round, c.rounds)
 		rs, lag, err := c.round(round)
 		if err != nil {
@@ -122,10 +125,12 @@ func run() error {
 		}
 		lags = append(lags, lag)
 	}
-	fmt.Fprintln(os.Stderr, "replay")
-	rep, err := c.replay()
-	if err != nil {
-		return err
+	var rep replayResult
+	if *only != "load" {
+		fmt.Fprintln(os.Stderr, "replay")
+		if rep, err = c.replay(); err != nil {
+			return err
+		}
 	}
 	report(c, samples, lags, rep)
 	return nil
@@ -370,7 +375,11 @@ func (c config) replay() (replayResult, error) {
 			return res, err
 		}
 		res.scanRate = append(res.scanRate, rate)
-		cmd := exec.Command(c.bin, "replay", "--database", path)
+		args := []string{"replay", "--database", path}
+		if c.replayProfile != "" && round == 0 {
+			args = append(args, "--cpuprofile", c.replayProfile)
+		}
+		cmd := exec.Command(c.bin, args...)
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, io.Discard
 		start := time.Now()

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
+	"runtime/pprof"
 	"time"
 
 	"github.com/mattn/go-isatty"
@@ -25,8 +27,20 @@ func isTerminal(w io.Writer) bool {
 func cmdReplay(ctx context.Context, cfg Config, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("userhook replay", stderr)
 	cfg.databaseFlags(fs)
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the replay to this file")
 	if err := parse(fs, args, getenv); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	st, err := openStorage(ctx, cfg)
 	if err != nil {
@@ -50,6 +64,11 @@ func cmdReplay(ctx context.Context, cfg Config, args []string, getenv func(strin
 				_ = bar.Finish()
 			}
 		}()
+	}
+	// Replay holds every user in memory; a soft memory limit makes the collector work harder instead of the
+	// process growing (GOMEMLIMIT, when set, wins).
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(170 << 20)
 	}
 	sum, err := projection.Replay(ctx, st.events, st.reads, progress)
 	if err != nil {
