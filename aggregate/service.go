@@ -123,7 +123,10 @@ func (s *Service) Execute(ctx context.Context, cmd Command, opt Options) (Result
 		for i, e := range stored {
 			next.Apply(raised[i], e.OccurredAt)
 			next.Version, next.Position = e.Version, e.Position
-			ids = append(ids, e.ID)
+			if opt.EventID != "" {
+				// Only provider event ids can come again; generated ones need no remembering.
+				ids = append(ids, e.ID)
+			}
 		}
 		if s.cache != nil {
 			s.cache.put(next, ids)
