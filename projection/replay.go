@@ -12,7 +12,7 @@ import (
 )
 
 // ReplayPage is how many events replay reads at a time.
-const ReplayPage = 10000
+const ReplayPage = 5000
 
 // Replay rebuilds the users read model from the whole event store: it folds every event into its user in
 // memory, then writes each user once, in user id order, into a fresh table that replaces the old one in the
@@ -30,7 +30,7 @@ func Replay(ctx context.Context, store eventstore.Store, model ReadModel, progre
 		events []eventstore.Event
 		err    error
 	}
-	pages := make(chan page, 2)
+	pages := make(chan page, 1)
 	readCtx, stopReading := context.WithCancel(ctx)
 	defer stopReading()
 	go func() {
