@@ -1,0 +1,425 @@
+// Package postgres is the event store on PostgreSQL, for several userhook instances on one database.
+//
+// Positions are never skipped by a reader, even with many writers on many instances: every append
+// transaction takes one transaction-scoped advisory lock before it assigns positions (MAX + 1, ...), and holds
+// it until it commits. Transactions that write events therefore commit one after another in position order, so
+// any snapshot a reader takes holds a prefix of the log: position N+1 is never visible while N is not. (This is
+// the failure of ThreeDotsLabs/watermill issue 311, where sequence values are taken in one order and committed in
+// another; Watermill fixed it with transaction-id snapshots. The lock is simpler and gapless; its cost is that
+// appends are serialised across instances, which group commit amortises: one lock, one transaction and one
+// WAL flush per batch.)
+//
+// Within the lock every check is made in Go from two reads (the streams' versions, the ids already stored), so
+// no insert fails and no savepoint is needed; the batch is then written with one INSERT ... SELECT FROM unnest.
+package postgres
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/userhook/userhook/eventstore"
+	"github.com/userhook/userhook/internal/postgresdb"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// appendLock is the advisory lock key every append transaction holds until it commits.
+const appendLock = 0x75686170 // "uhap"
+
+// channel is the LISTEN/NOTIFY channel on which commits are announced to every instance.
+const channel = "userhook_events"
+
+// MaxBatch bounds how many appends share one transaction.
+const MaxBatch = 512
+
+var _ eventstore.Store = (*Store)(nil)
+var _ eventstore.Notifier = (*Store)(nil)
+var _ eventstore.Receipts = (*Store)(nil)
+
+// Store is the PostgreSQL event store.
+type Store struct {
+	db  *postgresdb.DB
+	now func() time.Time
+
+	mu     sync.RWMutex
+	closed bool
+	reqs   chan *appendReq
+	done   chan struct{}
+
+	committed  eventstore.Broadcast
+	stopListen context.CancelFunc
+	listenDone chan struct{}
+}
+
+type appendReq struct {
+	ctx      context.Context
+	stream   string
+	expected int64
+	events   []eventstore.Event
+	out      []eventstore.Event
+	err      error
+	done     chan struct{}
+}
+
+// New migrates the events tables, starts the writer, and listens for commits of other instances.
+func New(ctx context.Context, db *postgresdb.DB) (*Store, error) {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Migrate(ctx, "events", sub); err != nil {
+		return nil, err
+	}
+	s := &Store{
+		db:         db,
+		now:        func() time.Time { return time.Now().UTC() },
+		reqs:       make(chan *appendReq, MaxBatch),
+		done:       make(chan struct{}),
+		listenDone: make(chan struct{}),
+	}
+	lctx, cancel := context.WithCancel(context.Background())
+	s.stopListen = cancel
+	go s.listen(lctx)
+	go s.writer()
+	return s, nil
+}
+
+// Committed implements eventstore.Notifier: it fires on commits of this instance and, through LISTEN, of every
+// other instance on the database.
+func (s *Store) Committed() <-chan struct{} { return s.committed.Committed() }
+
+func (s *Store) listen(ctx context.Context) {
+	defer close(s.listenDone)
+	for ctx.Err() == nil {
+		if err := s.listenOnce(ctx); err != nil && ctx.Err() == nil {
+			slog.Default().Warn("eventstore/postgres: listening for commits failed, retrying", "error", err.Error())
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
+}
+
+func (s *Store) listenOnce(ctx context.Context) error {
+	conn, err := s.db.Pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "LISTEN "+channel); err != nil {
+		return err
+	}
+	defer func() { _, _ = conn.Exec(context.Background(), "UNLISTEN "+channel) }()
+	for {
+		if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
+			return err
+		}
+		s.committed.Signal()
+	}
+}
+
+// Append implements eventstore.Store.
+func (s *Store) Append(ctx context.Context, stream string, expectedVersion int64, events ...eventstore.Event) ([]eventstore.Event, error) {
+	if err := eventstore.Validate(stream, expectedVersion, events); err != nil {
+		return nil, err
+	}
+	r := &appendReq{ctx: ctx, stream: stream, expected: expectedVersion, events: events, done: make(chan struct{})}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return nil, eventstore.ErrClosed
+	}
+	select {
+	case s.reqs <- r:
+	case <-ctx.Done():
+		s.mu.RUnlock()
+		return nil, ctx.Err()
+	}
+	s.mu.RUnlock()
+	<-r.done
+	return r.out, r.err
+}
+
+func (s *Store) writer() {
+	defer close(s.done)
+	batch := make([]*appendReq, 0, MaxBatch)
+	for r := range s.reqs {
+		batch = append(batch[:0], r)
+	drain:
+		for len(batch) < MaxBatch {
+			select {
+			case r, ok := <-s.reqs:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		err := s.commit(batch)
+		for _, r := range batch {
+			if err != nil {
+				r.out, r.err = nil, err
+			}
+			close(r.done)
+		}
+		if err == nil {
+			s.committed.Signal()
+		}
+	}
+}
+
+func (s *Store) commit(batch []*appendReq) error {
+	ctx := context.Background()
+	tx, err := s.db.Pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("eventstore/postgres: begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, appendLock); err != nil {
+		return fmt.Errorf("eventstore/postgres: lock: %w", err)
+	}
+	var last int64
+	if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(position), 0) FROM events`).Scan(&last); err != nil {
+		return fmt.Errorf("eventstore/postgres: last position: %w", err)
+	}
+	streams := make([]string, 0, len(batch))
+	var ids []string
+	for _, r := range batch {
+		streams = append(streams, r.stream)
+		for _, e := range r.events {
+			ids = append(ids, e.ID)
+		}
+	}
+	versions := map[string]int64{}
+	rows, err := tx.Query(ctx, `SELECT stream_id, MAX(version) FROM events WHERE stream_id = ANY($1) GROUP BY stream_id`, streams)
+	if err != nil {
+		return fmt.Errorf("eventstore/postgres: versions: %w", err)
+	}
+	for rows.Next() {
+		var id string
+		var v int64
+		if err := rows.Scan(&id, &v); err != nil {
+			rows.Close()
+			return err
+		}
+		versions[id] = v
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	stored := map[string]bool{}
+	rows, err = tx.Query(ctx, `SELECT event_id FROM events WHERE event_id = ANY($1)`, ids)
+	if err != nil {
+		return fmt.Errorf("eventstore/postgres: ids: %w", err)
+	}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return err
+		}
+		stored[id] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+
+	now := s.now()
+	var cols struct {
+		pos, version, occurred, recorded  []int64
+		id, stream, streamType, typ, meta []string
+		data                              [][]byte
+	}
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.err = err
+			continue
+		}
+		current := versions[r.stream]
+		if r.expected != eventstore.ExpectAny && current != r.expected {
+			r.err = &eventstore.VersionConflictError{Stream: r.stream, Expected: r.expected, Actual: current}
+			continue
+		}
+		dup := ""
+		for _, e := range r.events {
+			if stored[e.ID] {
+				dup = e.ID
+				break
+			}
+		}
+		if dup != "" {
+			r.err = &eventstore.DuplicateError{EventID: dup}
+			continue
+		}
+		out := make([]eventstore.Event, len(r.events))
+		for i, e := range r.events {
+			last++
+			e.StreamID = r.stream
+			e.Version = current + int64(i) + 1
+			e.Position = last
+			e.RecordedAt = now
+			if e.OccurredAt.IsZero() {
+				e.OccurredAt = now
+			}
+			e.OccurredAt = e.OccurredAt.UTC()
+			meta := "{}"
+			if len(e.Metadata) > 0 {
+				b, err := json.Marshal(e.Metadata)
+				if err != nil {
+					return err
+				}
+				meta = string(b)
+			}
+			data := []byte(e.Data)
+			if data == nil {
+				data = []byte("null")
+			}
+			cols.pos = append(cols.pos, e.Position)
+			cols.id = append(cols.id, e.ID)
+			cols.stream = append(cols.stream, e.StreamID)
+			cols.streamType = append(cols.streamType, e.StreamType)
+			cols.version = append(cols.version, e.Version)
+			cols.typ = append(cols.typ, e.Type)
+			cols.data = append(cols.data, data)
+			cols.meta = append(cols.meta, meta)
+			cols.occurred = append(cols.occurred, e.OccurredAt.UnixNano())
+			cols.recorded = append(cols.recorded, e.RecordedAt.UnixNano())
+			stored[e.ID] = true
+			out[i] = e
+		}
+		versions[r.stream] = current + int64(len(r.events))
+		r.out = out
+	}
+	if len(cols.pos) == 0 {
+		return tx.Commit(ctx)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO events
+		(position, event_id, stream_id, stream_type, version, type, data, metadata, occurred_at, recorded_at)
+		SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::bytea[],
+		                     $8::text[], $9::bigint[], $10::bigint[])`,
+		cols.pos, cols.id, cols.stream, cols.streamType, cols.version, cols.typ, cols.data, cols.meta,
+		cols.occurred, cols.recorded); err != nil {
+		return fmt.Errorf("eventstore/postgres: insert: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, '')`, channel); err != nil {
+		return fmt.Errorf("eventstore/postgres: notify: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("eventstore/postgres: commit: %w", err)
+	}
+	return nil
+}
+
+const selectColumns = `SELECT position, event_id, stream_id, stream_type, version, type, data, metadata, occurred_at, recorded_at FROM events`
+
+// Load implements eventstore.Store.
+func (s *Store) Load(ctx context.Context, stream string) ([]eventstore.Event, error) {
+	rows, err := s.db.Pool.Query(ctx, selectColumns+` WHERE stream_id = $1 ORDER BY version`, stream)
+	if err != nil {
+		return nil, fmt.Errorf("eventstore/postgres: load: %w", err)
+	}
+	return scanEvents(rows)
+}
+
+// ReadAll implements eventstore.Store.
+func (s *Store) ReadAll(ctx context.Context, after int64, limit int) ([]eventstore.Event, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	rows, err := s.db.Pool.Query(ctx, selectColumns+` WHERE position > $1 ORDER BY position LIMIT $2`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("eventstore/postgres: read all: %w", err)
+	}
+	return scanEvents(rows)
+}
+
+func scanEvents(rows pgx.Rows) ([]eventstore.Event, error) {
+	defer rows.Close()
+	var out []eventstore.Event
+	for rows.Next() {
+		var e eventstore.Event
+		var data []byte
+		var meta string
+		var occurred, recorded int64
+		if err := rows.Scan(&e.Position, &e.ID, &e.StreamID, &e.StreamType, &e.Version, &e.Type, &data, &meta,
+			&occurred, &recorded); err != nil {
+			return nil, fmt.Errorf("eventstore/postgres: scan: %w", err)
+		}
+		e.Data = json.RawMessage(data)
+		if meta != "" && meta != "{}" {
+			if err := json.Unmarshal([]byte(meta), &e.Metadata); err != nil {
+				return nil, fmt.Errorf("eventstore/postgres: metadata of %s: %w", e.ID, err)
+			}
+		}
+		e.OccurredAt = time.Unix(0, occurred).UTC()
+		e.RecordedAt = time.Unix(0, recorded).UTC()
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// LastPosition implements eventstore.Store.
+func (s *Store) LastPosition(ctx context.Context) (int64, error) {
+	var pos int64
+	if err := s.db.Pool.QueryRow(ctx, `SELECT COALESCE(MAX(position), 0) FROM events`).Scan(&pos); err != nil {
+		return 0, fmt.Errorf("eventstore/postgres: last position: %w", err)
+	}
+	return pos, nil
+}
+
+// Ping implements eventstore.Store.
+func (s *Store) Ping(ctx context.Context) error { return s.db.Pool.Ping(ctx) }
+
+// Received implements eventstore.Receipts.
+func (s *Store) Received(ctx context.Context, key string) (bool, error) {
+	var found bool
+	err := s.db.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE event_id = $1)
+		OR EXISTS (SELECT 1 FROM receipts WHERE key = $1)`, key).Scan(&found)
+	if err != nil {
+		return false, fmt.Errorf("eventstore/postgres: received: %w", err)
+	}
+	return found, nil
+}
+
+// Receive implements eventstore.Receipts.
+func (s *Store) Receive(ctx context.Context, key, outcome string) error {
+	tag, err := s.db.Pool.Exec(ctx, `INSERT INTO receipts (key, outcome, received_at)
+		SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM events WHERE event_id = $1)
+		ON CONFLICT (key) DO NOTHING`, key, outcome, s.now().UnixNano())
+	if err != nil {
+		return fmt.Errorf("eventstore/postgres: receive: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return &eventstore.DuplicateError{EventID: key}
+	}
+	return nil
+}
+
+// Close implements eventstore.Store: it refuses new appends, commits the queued ones, and stops listening.
+// The pool belongs to the caller.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if !s.closed {
+		s.closed = true
+		close(s.reqs)
+	}
+	s.mu.Unlock()
+	<-s.done
+	s.stopListen()
+	<-s.listenDone
+	return nil
+}

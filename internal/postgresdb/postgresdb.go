@@ -1,0 +1,103 @@
+// Package postgresdb opens the PostgreSQL database of a scaled-out deployment (USERHOOK_DATABASE=postgres://...)
+// and applies each component's embedded migrations, once, even when several instances start together.
+package postgresdb
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// DB is a connection pool.
+type DB struct {
+	Pool *pgxpool.Pool
+}
+
+// Open connects to url (any postgres:// URL pgx accepts; extra parameters such as search_path are sent as
+// run-time settings).
+func Open(ctx context.Context, url string) (*DB, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("postgresdb: %w", err)
+	}
+	if cfg.MaxConns < 8 {
+		cfg.MaxConns = 8
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgresdb: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgresdb: %w", err)
+	}
+	return &DB{Pool: pool}, nil
+}
+
+// Close closes the pool.
+func (db *DB) Close() error {
+	db.Pool.Close()
+	return nil
+}
+
+// migrationLock is the advisory lock key that serialises migrations of concurrently starting instances.
+const migrationLock = 0x75686d6967 // "uhmig"
+
+// Migrate applies, in file-name order, every *.sql file of migrations that component has not applied yet, each
+// in its own transaction with the record that it ran, under an advisory lock.
+func (db *DB) Migrate(ctx context.Context, component string, migrations fs.FS) error {
+	conn, err := db.Pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, migrationLock); err != nil {
+		return fmt.Errorf("postgresdb: migration lock: %w", err)
+	}
+	defer func() { _, _ = conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, migrationLock) }()
+	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		component TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (component, name))`); err != nil {
+		return fmt.Errorf("postgresdb: migrations table: %w", err)
+	}
+	names, err := fs.Glob(migrations, "*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		body, err := fs.ReadFile(migrations, name)
+		if err != nil {
+			return err
+		}
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			return err
+		}
+		var done bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE component = $1 AND name = $2)`,
+			component, name).Scan(&done); err != nil {
+			_ = tx.Rollback(ctx)
+			return err
+		}
+		if !done {
+			if strings.TrimSpace(string(body)) != "" {
+				if _, err := tx.Exec(ctx, string(body)); err != nil {
+					_ = tx.Rollback(ctx)
+					return fmt.Errorf("postgresdb: migrate %s/%s: %w", component, name, err)
+				}
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (component, name) VALUES ($1, $2)`, component, name); err != nil {
+				_ = tx.Rollback(ctx)
+				return err
+			}
+		}
+		if err := tx.Commit(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
