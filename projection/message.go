@@ -12,8 +12,9 @@ import (
 	"github.com/userhook/userhook/eventstore"
 )
 
-// Topic is the Watermill topic of an event: one per event family (stream type).
-func Topic(streamType string) string { return "userhook.events." + streamType }
+// Topic is the Watermill topic of an event: one per event family (stream type). It has no dots, so it can name
+// a JetStream stream as well as a subject.
+func Topic(streamType string) string { return "userhook_events_" + streamType }
 
 // UsersTopic carries every UserAggregate event.
 var UsersTopic = Topic("UserAggregate")

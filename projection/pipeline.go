@@ -25,6 +25,9 @@ type Handler struct {
 	Checkpoint func(ctx context.Context) (int64, error)
 	// Run, when set, runs beside the router for as long as the pipeline (a Batcher's Run).
 	Run func(ctx context.Context) error
+	// Subscriber, when set, is this handler's own (a durable consumer named after it); otherwise the
+	// pipeline's.
+	Subscriber message.Subscriber
 }
 
 // Pipeline runs the relay and a Watermill router with the consumers of the event stream.
@@ -39,6 +42,12 @@ type Pipeline struct {
 	Logger  *slog.Logger
 	// Poll is the relay's fallback interval.
 	Poll time.Duration
+	// Namespace prefixes the topic, so deployments (or tests) can share one broker.
+	Namespace string
+	// Lead, when set, makes this instance's relay run only while it leads: Lead blocks until this instance
+	// holds the leadership (or ctx ends) and returns a context that ends when it loses it. Several instances
+	// then run one relay between them, and another takes over when the leader dies.
+	Lead func(ctx context.Context) (context.Context, error)
 
 	handlers []Handler
 	router   *message.Router
@@ -73,7 +82,11 @@ func (p *Pipeline) Start(ctx context.Context) error {
 		middleware.Retry{MaxRetries: 5, InitialInterval: 10 * time.Millisecond, MaxInterval: time.Second, Multiplier: 2, Logger: wlog}.Middleware,
 	)
 	for _, h := range p.handlers {
-		router.AddConsumerHandler(h.Name, UsersTopic, p.Subscriber, h.Handle)
+		sub := h.Subscriber
+		if sub == nil {
+			sub = p.Subscriber
+		}
+		router.AddConsumerHandler(h.Name, p.Namespace+UsersTopic, sub, h.Handle)
 	}
 	p.router = router
 	ctx, p.cancel = context.WithCancel(ctx)
@@ -104,19 +117,41 @@ func (p *Pipeline) Start(ctx context.Context) error {
 		return errors.New("projection: the router did not start within 30 s")
 	}
 
-	p.relay = &Relay{Store: p.Store, Publisher: p.Publisher, Checkpoints: p.Checkpoints, Logger: log.With("component", "relay"), Poll: p.Poll}
+	p.relay = &Relay{Store: p.Store, Publisher: p.Publisher, Checkpoints: p.Checkpoints, Logger: log.With("component", "relay"),
+		Poll: p.Poll, Namespace: p.Namespace}
 	if !p.Durable {
 		p.relay.Start = p.lowestCheckpoint
 	}
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		if err := p.relay.Run(ctx); err != nil {
-			p.fail(fmt.Errorf("relay: %w", err))
+		for ctx.Err() == nil {
+			runCtx := ctx
+			if p.Lead != nil {
+				var err error
+				if runCtx, err = p.Lead(ctx); err != nil {
+					if ctx.Err() == nil {
+						log.Warn("relay leadership failed, trying again", "error", err.Error())
+						time.Sleep(time.Second)
+					}
+					continue
+				}
+				log.Info("this instance leads: running the relay")
+			}
+			if err := p.relay.Run(runCtx); err != nil {
+				p.fail(fmt.Errorf("relay: %w", err))
+				return
+			}
+			if p.Lead == nil {
+				return
+			}
 		}
 	}()
 	return nil
 }
+
+// Leading says whether this instance's relay is running (always, without Lead).
+func (p *Pipeline) Leading() bool { return p.relay != nil && p.relay.running.Load() }
 
 func (p *Pipeline) fail(err error) {
 	p.errMu.Lock()

@@ -28,8 +28,11 @@ type Relay struct {
 	Batch int
 	// Poll is the fallback interval for stores without commit notifications, or written by other processes.
 	Poll time.Duration
+	// Namespace prefixes the topics published to.
+	Namespace string
 
 	position atomic.Int64
+	running  atomic.Bool
 }
 
 // Position is the position of the last event the relay published.
@@ -51,8 +54,13 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 	after, err := r.startPosition(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return err
 	}
+	r.running.Store(true)
+	defer r.running.Store(false)
 	r.position.Store(after)
 	notifier, _ := r.Store.(eventstore.Notifier)
 	for {
@@ -102,7 +110,7 @@ func (r *Relay) publish(events []eventstore.Event) error {
 			return err
 		}
 		WithEvent(msg, e)
-		if err := r.Publisher.Publish(Topic(e.StreamType), msg); err != nil {
+		if err := r.Publisher.Publish(r.Namespace+Topic(e.StreamType), msg); err != nil {
 			return errors.Join(errors.New("projection: publish"), err)
 		}
 	}
