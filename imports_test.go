@@ -72,7 +72,8 @@ func TestImportRules(t *testing.T) {
 	only("github.com/cloudevents/sdk-go", "transport")
 	only("github.com/ThreeDotsLabs/watermill", "projection", "delivery", "cmd")
 	only("github.com/mattn/go-sqlite3", "internal/sqlitedb", "eventstore/sqlite")
-	only("github.com/jackc/pgx", "eventstore/postgres", "internal/postgresdb")
+	only("github.com/jackc/pgx", "eventstore/postgres", "internal/postgresdb", "projection/postgres", "delivery/postgres",
+		"apikey/postgres", "cmd/userhook")
 
 	for _, p := range all["eventstore"] {
 		assert.True(t, isStd(p), "the eventstore root uses the standard library alone, not %s", p)

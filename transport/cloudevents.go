@@ -394,6 +394,10 @@ func attributes(object map[string]json.RawMessage, path string, fe *userhook.Fie
 				fe.Add(path+".name", "must be a string")
 				continue
 			}
+			if strings.ContainsRune(name, 0) || len(name) > 1024 {
+				fe.Add(path+".name", "must be at most 1024 bytes, without NUL characters")
+				continue
+			}
 			a.Name = &name
 		case "user_id":
 		default:

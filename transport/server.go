@@ -54,6 +54,8 @@ type Deps struct {
 	AllowPrivate bool
 	// Ready lists what /readyz checks.
 	Ready []Check
+	// Relay reports, for /readyz, whether this instance runs the relay ("leading") or waits ("standby").
+	Relay func() string
 	// Positions reports, for /readyz, how far the store, the relay and each projection are.
 	Positions func(ctx context.Context) (map[string]int64, error)
 }
@@ -236,6 +238,9 @@ func (s *Server) readyz(c echo.Context) error {
 		word = "not ready"
 	}
 	body := map[string]any{"status": word, "checks": checks}
+	if s.deps.Relay != nil {
+		body["relay"] = s.deps.Relay()
+	}
 	if s.deps.Positions != nil {
 		if pos, err := s.deps.Positions(ctx); err == nil {
 			body["positions"] = pos

@@ -1,0 +1,354 @@
+// Package postgres is the users read model and the projection checkpoints in PostgreSQL, for a scaled-out
+// deployment in which several instances project into, and read from, one database.
+//
+// The rows are those of the SQLite read model, column for column: user_id, the email and its lower-case key,
+// email_verified, name, status, the profile as JSON text, created_at and updated_at in Unix nanoseconds (0 for
+// the zero time), version and position.
+package postgres
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io/fs"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/userhook/userhook"
+	"github.com/userhook/userhook/aggregate"
+	"github.com/userhook/userhook/internal/postgresdb"
+	"github.com/userhook/userhook/projection"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+var _ projection.ReadModel = (*ReadModel)(nil)
+
+// ReadModel is the PostgreSQL users table and checkpoints table.
+type ReadModel struct{ db *postgresdb.DB }
+
+// New migrates the read-model tables of db and returns the read model on them.
+func New(ctx context.Context, db *postgresdb.DB) (*ReadModel, error) {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Migrate(ctx, "readmodel", sub); err != nil {
+		return nil, err
+	}
+	return &ReadModel{db: db}, nil
+}
+
+// userColumns are the columns scanUser reads; email_key is written beside them.
+const userColumns = `user_id, email, email_verified, name, status, profile, created_at, updated_at, version, position`
+
+const writeColumns = userColumns + `, email_key`
+
+// emailKey is the form an email is matched by: lower case, Unicode-aware, exactly as the SQLite read model
+// computes it (in Go, so that the database's locale plays no part).
+func emailKey(email string) string { return strings.ToLower(email) }
+
+func scanUser(r pgx.Row) (aggregate.User, error) {
+	var u aggregate.User
+	var status, profile string
+	var created, updated int64
+	if err := r.Scan(&u.ID, &u.Email, &u.EmailVerified, &u.Name, &status, &profile, &created, &updated, &u.Version, &u.Position); err != nil {
+		return aggregate.User{}, err
+	}
+	u.Status = aggregate.Status(status)
+	if profile != "" && profile != "{}" {
+		if err := json.Unmarshal([]byte(profile), &u.Profile); err != nil {
+			return aggregate.User{}, fmt.Errorf("readmodel: profile of %s: %w", u.ID, err)
+		}
+	}
+	u.CreatedAt = fromNanos(created)
+	u.UpdatedAt = fromNanos(updated)
+	return u, nil
+}
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+func toNanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// values is the row of u, in writeColumns order.
+func values(u aggregate.User) ([]any, error) {
+	profile := "{}"
+	if len(u.Profile) > 0 {
+		b, err := json.Marshal(u.Profile)
+		if err != nil {
+			return nil, fmt.Errorf("readmodel: profile of %s: %w", u.ID, err)
+		}
+		profile = string(b)
+	}
+	status := u.Status
+	if status == "" {
+		status = aggregate.StatusActive
+	}
+	return []any{u.ID, u.Email, u.EmailVerified, u.Name, string(status), profile, toNanos(u.CreatedAt), toNanos(u.UpdatedAt),
+		u.Version, u.Position, emailKey(u.Email)}, nil
+}
+
+const upsertUser = `INSERT INTO users (` + writeColumns + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+	ON CONFLICT (user_id) DO UPDATE SET email = excluded.email, email_key = excluded.email_key, email_verified = excluded.email_verified,
+	name = excluded.name, status = excluded.status, profile = excluded.profile, created_at = excluded.created_at,
+	updated_at = excluded.updated_at, version = excluded.version, position = excluded.position`
+
+const upsertCheckpoint = `INSERT INTO checkpoints (name, position) VALUES ($1, $2)
+	ON CONFLICT (name) DO UPDATE SET position = GREATEST(checkpoints.position, excluded.position)`
+
+// userLockSpace is the first key of the transaction-level advisory locks Batch takes on user ids. The
+// two-key lock space does not overlap the one-key space that postgresdb's migration lock uses.
+const userLockSpace = 0x75687573 // "uhus"
+
+// lockUsers takes the advisory locks in the order of the array, which lockKeys sorts, so that two batches
+// never wait for each other in a cycle.
+const lockUsers = `SELECT count(pg_advisory_xact_lock($1::int4, k)) FROM unnest($2::int4[]) AS k`
+
+// lockKeys are the sorted, distinct advisory-lock keys of ids. Two ids may share a key; that costs only an
+// occasional wait.
+func lockKeys(ids []string) []int32 {
+	keys := make([]int32, 0, len(ids))
+	for _, id := range ids {
+		h := fnv.New32a()
+		_, _ = h.Write([]byte(id))
+		keys = append(keys, int32(h.Sum32()))
+	}
+	slices.Sort(keys)
+	return slices.Compact(keys)
+}
+
+// Update implements projection.ReadModel.
+func (m *ReadModel) Update(ctx context.Context, name string, position int64, userID string, fn func(u *aggregate.User) (bool, error)) error {
+	return m.Batch(ctx, name, position, []string{userID}, func(rows map[string]*aggregate.User) ([]string, error) {
+		changed, err := fn(rows[userID])
+		if err != nil || !changed {
+			return nil, err
+		}
+		return []string{userID}, nil
+	})
+}
+
+// Batch implements projection.ReadModel. Besides locking the rows it reads (FOR UPDATE), it takes an advisory
+// lock per user id for the transaction: a row lock cannot hold a user that has no row yet, and without the
+// advisory lock two instances could both start that user from zero and the later commit would overwrite the
+// earlier one. With it, batches that share a user run one after the other, as SQLite's single writer runs
+// every batch.
+func (m *ReadModel) Batch(ctx context.Context, name string, position int64, userIDs []string,
+	fn func(rows map[string]*aggregate.User) ([]string, error)) error {
+	ids := slices.Clone(userIDs)
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	return pgx.BeginFunc(ctx, m.db.Pool, func(tx pgx.Tx) error {
+		rows := make(map[string]*aggregate.User, len(ids))
+		for _, id := range ids {
+			rows[id] = &aggregate.User{ID: id}
+		}
+		if len(ids) > 0 {
+			if _, err := tx.Exec(ctx, lockUsers, userLockSpace, lockKeys(ids)); err != nil {
+				return fmt.Errorf("readmodel: lock users: %w", err)
+			}
+			q, err := tx.Query(ctx, `SELECT `+userColumns+` FROM users WHERE user_id = ANY($1) ORDER BY user_id FOR UPDATE`, ids)
+			if err != nil {
+				return fmt.Errorf("readmodel: read: %w", err)
+			}
+			for q.Next() {
+				u, err := scanUser(q)
+				if err != nil {
+					q.Close()
+					return fmt.Errorf("readmodel: read: %w", err)
+				}
+				*rows[u.ID] = u
+			}
+			if err := q.Err(); err != nil {
+				return fmt.Errorf("readmodel: read: %w", err)
+			}
+		}
+		changed, err := fn(rows)
+		if err != nil {
+			return err
+		}
+		// The upserts and the checkpoint go to the server in one round trip.
+		var b pgx.Batch
+		for _, id := range changed {
+			u, ok := rows[id]
+			if !ok {
+				return fmt.Errorf("readmodel: %s is reported changed but was not read", id)
+			}
+			vals, err := values(*u)
+			if err != nil {
+				return err
+			}
+			b.Queue(upsertUser, vals...)
+		}
+		b.Queue(upsertCheckpoint, name, position)
+		res := tx.SendBatch(ctx, &b)
+		for _, id := range changed {
+			if _, err := res.Exec(); err != nil {
+				_ = res.Close()
+				return fmt.Errorf("readmodel: write %s: %w", id, err)
+			}
+		}
+		if _, err := res.Exec(); err != nil {
+			_ = res.Close()
+			return fmt.Errorf("readmodel: checkpoint: %w", err)
+		}
+		return res.Close()
+	})
+}
+
+// Checkpoint implements projection.Checkpoints.
+func (m *ReadModel) Checkpoint(ctx context.Context, name string) (int64, error) {
+	var pos int64
+	err := m.db.Pool.QueryRow(ctx, `SELECT position FROM checkpoints WHERE name = $1`, name).Scan(&pos)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("readmodel: checkpoint %s: %w", name, err)
+	}
+	return pos, nil
+}
+
+// SaveCheckpoint implements projection.Checkpoints.
+func (m *ReadModel) SaveCheckpoint(ctx context.Context, name string, position int64) error {
+	if _, err := m.db.Pool.Exec(ctx, upsertCheckpoint, name, position); err != nil {
+		return fmt.Errorf("readmodel: save checkpoint %s: %w", name, err)
+	}
+	return nil
+}
+
+// Get implements projection.ReadModel.
+func (m *ReadModel) Get(ctx context.Context, userID string) (aggregate.User, error) {
+	u, err := scanUser(m.db.Pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE user_id = $1`, userID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return aggregate.User{}, fmt.Errorf("%w: no user %q", userhook.ErrNotFound, userID)
+	}
+	if err != nil {
+		return aggregate.User{}, fmt.Errorf("readmodel: get: %w", err)
+	}
+	return u, nil
+}
+
+// List implements projection.ReadModel.
+func (m *ReadModel) List(ctx context.Context, f projection.ListFilter) ([]aggregate.User, error) {
+	var where []string
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return fmt.Sprintf("$%d", len(args))
+	}
+	if f.Email != "" {
+		where = append(where, `email_key = `+arg(emailKey(f.Email)))
+	}
+	if f.Status != "" {
+		where = append(where, `status = `+arg(f.Status))
+	}
+	if f.After != "" {
+		where = append(where, `user_id > `+arg(f.After))
+	}
+	q := `SELECT ` + userColumns + ` FROM users`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, ` AND `)
+	}
+	// A negative limit means no limit, as it does in SQLite (LIMIT NULL is LIMIT ALL).
+	var limit any = f.Limit
+	if f.Limit < 0 {
+		limit = nil
+	}
+	q += ` ORDER BY user_id LIMIT ` + arg(limit)
+	rows, err := m.db.Pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("readmodel: list: %w", err)
+	}
+	defer rows.Close()
+	out := []aggregate.User{}
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, fmt.Errorf("readmodel: list: %w", err)
+		}
+		out = append(out, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("readmodel: list: %w", err)
+	}
+	return out, nil
+}
+
+// Rebuild implements projection.ReadModel. The rows are copied into a temporary table first, then the users
+// table is emptied and filled from it and the checkpoint set, in one transaction. TRUNCATE locks the table
+// until the commit, so readers wait for the new rows and never see a half-built table; the lock is held
+// for a server-side copy only, not while the rows travel from the client. TRUNCATE rather than a new table
+// swapped in by rename keeps the table itself (its indexes, grants and owner, and whatever later migrations
+// add) without copying its definition. Two users with one id fail the copy into the table after TRUNCATE,
+// and the rollback brings back the old rows.
+func (m *ReadModel) Rebuild(ctx context.Context, name string, position int64, users []aggregate.User) error {
+	cols := strings.Split(writeColumns, ", ")
+	return pgx.BeginFunc(ctx, m.db.Pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `CREATE TEMPORARY TABLE users_rebuild (LIKE users INCLUDING DEFAULTS) ON COMMIT DROP`); err != nil {
+			return fmt.Errorf("readmodel: create rebuild table: %w", err)
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"users_rebuild"}, cols, pgx.CopyFromSlice(len(users), func(i int) ([]any, error) {
+			return values(users[i])
+		})); err != nil {
+			return fmt.Errorf("readmodel: rebuild: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `TRUNCATE users`); err != nil {
+			return fmt.Errorf("readmodel: rebuild: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO users (`+writeColumns+`) SELECT `+writeColumns+` FROM users_rebuild`); err != nil {
+			return fmt.Errorf("readmodel: rebuild: %w", err)
+		}
+		// The checkpoint is set exactly, and last: a Batch takes the users table before the checkpoint row, so
+		// taking them in the same order cannot deadlock with it. Going back only repeats work after a restart:
+		// the projection skips what a row already has.
+		if _, err := tx.Exec(ctx, `INSERT INTO checkpoints (name, position) VALUES ($1, $2)
+			ON CONFLICT (name) DO UPDATE SET position = excluded.position`, name, position); err != nil {
+			return fmt.Errorf("readmodel: rebuild checkpoint: %w", err)
+		}
+		return nil
+	})
+}
+
+// Rows implements projection.ReadModel: each row's stored values, Go-quoted strings and decimal numbers in
+// userColumns order, so two PostgreSQL read models compare byte for byte. (The text differs from the SQLite
+// model's, which is SQLite's quote().)
+func (m *ReadModel) Rows(ctx context.Context) ([]string, error) {
+	q, err := m.db.Pool.Query(ctx, `SELECT `+userColumns+` FROM users ORDER BY user_id`)
+	if err != nil {
+		return nil, fmt.Errorf("readmodel: rows: %w", err)
+	}
+	defer q.Close()
+	var out []string
+	for q.Next() {
+		var id, email, name, status, profile string
+		var verified bool
+		var created, updated, version, position int64
+		if err := q.Scan(&id, &email, &verified, &name, &status, &profile, &created, &updated, &version, &position); err != nil {
+			return nil, fmt.Errorf("readmodel: rows: %w", err)
+		}
+		out = append(out, fmt.Sprintf("%q,%q,%t,%q,%q,%q,%d,%d,%d,%d",
+			id, email, verified, name, status, profile, created, updated, version, position))
+	}
+	if err := q.Err(); err != nil {
+		return nil, fmt.Errorf("readmodel: rows: %w", err)
+	}
+	return out, nil
+}
