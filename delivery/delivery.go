@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/userhook/userhook"
@@ -170,6 +171,8 @@ func Validate(w Webhook, allowPrivate bool) error {
 		fe.Add("name", "name is required")
 	case utf8.RuneCountInString(w.Name) > 200:
 		fe.Add("name", "name must be at most 200 characters")
+	case !utf8.ValidString(w.Name) || strings.IndexFunc(w.Name, unicode.IsControl) >= 0:
+		fe.Add("name", "name must be valid UTF-8 without control characters")
 	}
 	if msg := checkURL(w.URL, allowPrivate); msg != "" {
 		fe.Add("url", msg)

@@ -22,8 +22,11 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/userhook/userhook/apikey"
 	"github.com/userhook/userhook/transport"
@@ -127,6 +130,9 @@ func cmdAPIKey(ctx context.Context, cfg Config, args []string, getenv func(strin
 		var errs []error
 		if *name == "" {
 			errs = append(errs, errors.New("--name is required"))
+		}
+		if strings.IndexFunc(*name, unicode.IsControl) >= 0 || !utf8.ValidString(*name) {
+			errs = append(errs, errors.New("--name must be valid UTF-8 without control characters"))
 		}
 		r, err := apikey.ParseRole(*role)
 		if err != nil {

@@ -2,6 +2,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"embed"
@@ -9,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strings"
 	"time"
 
@@ -222,7 +224,8 @@ func (s *Store) Checkpoint(ctx context.Context, name string) (int64, error) {
 	return pos, err
 }
 
-// Claim implements delivery.Store. SQLite has one writer, so the UPDATE ... RETURNING is atomic.
+// Claim implements delivery.Store. SQLite has one writer, so the UPDATE ... RETURNING is atomic. RETURNING
+// gives rows in no particular order, so they are sorted soonest first here.
 func (s *Store) Claim(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]delivery.Delivery, error) {
 	var out []delivery.Delivery
 	err := s.db.Tx(ctx, false, func(tx *sql.Tx) error {
@@ -243,7 +246,13 @@ func (s *Store) Claim(ctx context.Context, now time.Time, lease time.Duration, l
 		}
 		return rows.Err()
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, func(a, b delivery.Delivery) int {
+		return cmp.Or(a.NextAttemptAt.Compare(b.NextAttemptAt), cmp.Compare(a.Position, b.Position))
+	})
+	return out, nil
 }
 
 // Record implements delivery.Store.
