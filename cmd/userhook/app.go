@@ -26,6 +26,7 @@ import (
 	deliverysqlite "github.com/userhook/userhook/delivery/sqlite"
 	"github.com/userhook/userhook/eventstore"
 	"github.com/userhook/userhook/eventstore/sqlite"
+	"github.com/userhook/userhook/internal/postgresdb"
 	"github.com/userhook/userhook/internal/sqlitedb"
 	"github.com/userhook/userhook/projection"
 	projsqlite "github.com/userhook/userhook/projection/sqlite"
@@ -34,7 +35,8 @@ import (
 
 // storage is the opened database and what lives in it.
 type storage struct {
-	db     *sqlitedb.DB
+	db     *sqlitedb.DB   // the embedded store, or nil
+	pg     *postgresdb.DB // the scale-out store, or nil
 	events eventstore.Store
 	keys   apikey.Store
 	reads  projection.ReadModel
@@ -44,6 +46,9 @@ type storage struct {
 func openStorage(ctx context.Context, cfg Config) (*storage, error) {
 	if err := cfg.ValidateStorage(); err != nil {
 		return nil, err
+	}
+	if cfg.IsPostgres() {
+		return openPostgres(ctx, cfg.Database)
 	}
 	db, err := sqlitedb.Open(cfg.Database)
 	if err != nil {
@@ -76,8 +81,17 @@ func openStorage(ctx context.Context, cfg Config) (*storage, error) {
 }
 
 func (s *storage) Close() error {
-	err := s.events.Close()
-	return errors.Join(err, s.db.Close())
+	var errs []error
+	if s.events != nil {
+		errs = append(errs, s.events.Close())
+	}
+	if s.db != nil {
+		errs = append(errs, s.db.Close())
+	}
+	if s.pg != nil {
+		errs = append(errs, s.pg.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // Main is the whole program, startable from tests without flags: Run starts it and returns once it listens,
@@ -196,13 +210,19 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	secrets, _ := parseWebhookSecrets(cfg.WebhookSecrets)
 	receipts, _ := m.storage.events.(eventstore.Receipts)
 	server := transport.NewServer(transport.Deps{
-		Users:        m.service(),
-		Auth:         &transport.Authenticator{JWT: verifier, Keys: apikey.NewKeyring(bootstrap, m.storage.keys)},
-		Logger:       m.log,
-		Reads:        m.storage.reads,
-		Tracker:      m.tracker,
-		Events:       m.storage.events,
-		Positions:    m.positions,
+		Users:     m.service(),
+		Auth:      &transport.Authenticator{JWT: verifier, Keys: apikey.NewKeyring(bootstrap, m.storage.keys)},
+		Logger:    m.log,
+		Reads:     m.storage.reads,
+		Tracker:   m.tracker,
+		Events:    m.storage.events,
+		Positions: m.positions,
+		Relay: func() string {
+			if m.pipeline.Leading() {
+				return "leading"
+			}
+			return "standby"
+		},
 		Inbound:      &transport.WebhookVerifier{Secrets: secrets},
 		Webhooks:     m.storage.hooks,
 		Sender:       m.sender,
@@ -302,8 +322,8 @@ func (m *Main) service() *aggregate.Service {
 	return svc
 }
 
-// startProjections runs the relay and the users projection on the in-process GoChannel. Publish blocks until
-// the subscriber acked, which keeps the events in position order.
+// startProjections runs the relay and the consumers of the event stream: on the in-process GoChannel
+// (embedded) or on NATS JetStream (scale-out).
 func (m *Main) startProjections(ctx context.Context) error {
 	pos, err := m.storage.reads.Checkpoint(ctx, projection.UsersProjection)
 	if err != nil {
@@ -311,26 +331,13 @@ func (m *Main) startProjections(ctx context.Context) error {
 	}
 	m.tracker = projection.NewTracker(pos)
 	m.users = &projection.Users{Model: m.storage.reads, Tracker: m.tracker, Store: m.storage.events}
-	wlog := watermill.NewSlogLogger(m.log.With("component", "gochannel"))
-	pubsub := gochannel.NewGoChannel(gochannel.Config{BlockPublishUntilSubscriberAck: true, PreserveContext: true}, wlog)
-	m.pipeline = &projection.Pipeline{
-		Store:       m.storage.events,
-		Checkpoints: m.storage.reads,
-		Publisher:   pubsub,
-		Subscriber:  pubsub,
-		Logger:      m.log,
+	m.pipeline = &projection.Pipeline{Store: m.storage.events, Checkpoints: m.storage.reads, Logger: m.log}
+	if m.storage.pg != nil {
+		// Several instances: one relay between them, and every instance's readers follow every commit.
+		m.pipeline.Lead = leadWithPostgres(m.storage.pg)
+		m.users.Committed = m.followReadModel(ctx)
 	}
-	// On the in-process GoChannel the consumers acknowledge on receipt and commit in batches: a restart
-	// recovers from their checkpoints through the relay, not from the pub/sub.
-	usersBatch := projection.NewBatcher(m.users.ProjectBatch, 4096, m.log.With("component", projection.UsersProjection))
-	m.pipeline.Add(projection.Handler{
-		Name:   projection.UsersProjection,
-		Handle: usersBatch.Handle,
-		Run:    usersBatch.Run,
-		Checkpoint: func(ctx context.Context) (int64, error) {
-			return m.storage.reads.Checkpoint(ctx, projection.UsersProjection)
-		},
-	})
+
 	backoff, _ := parseBackoff(m.Config.DeliveryBackoff)
 	m.sender = &delivery.Sender{
 		Store:        m.storage.hooks,
@@ -341,16 +348,55 @@ func (m *Main) startProjections(ctx context.Context) error {
 		Logger:       m.log.With("component", "delivery"),
 	}
 	consumer := &delivery.Consumer{Store: m.storage.hooks, Events: m.storage.events, Wake: m.sender.Wake}
-	deliveryBatch := projection.NewBatcher(consumer.ConsumeBatch, 4096, m.log.With("component", delivery.ConsumerName))
-	m.pipeline.Add(projection.Handler{
-		Name:   delivery.ConsumerName,
-		Handle: deliveryBatch.Handle,
-		Run:    deliveryBatch.Run,
+	usersHandler := projection.Handler{
+		Name: projection.UsersProjection,
+		Checkpoint: func(ctx context.Context) (int64, error) {
+			return m.storage.reads.Checkpoint(ctx, projection.UsersProjection)
+		},
+	}
+	deliveryHandler := projection.Handler{
+		Name: delivery.ConsumerName,
 		Checkpoint: func(ctx context.Context) (int64, error) {
 			return m.storage.hooks.Checkpoint(ctx, delivery.ConsumerName)
 		},
-	})
-	m.closers = append(m.closers, pubsub.Close)
+	}
+
+	if strings.HasPrefix(m.Config.PubSub, "nats://") {
+		// A durable broker: consumers acknowledge only after their transaction committed.
+		ns := natsPubSub{url: m.Config.PubSub, namespace: m.Config.NATSNamespace,
+			logger: watermill.NewSlogLoggerWithLevelMapping(m.log.With("component", "nats"), map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})}
+		pub, err := ns.publisher()
+		if err != nil {
+			return fmt.Errorf("nats: %w", err)
+		}
+		m.closers = append(m.closers, pub.Close)
+		usersSub, err := ns.subscriber(projection.UsersProjection, 1)
+		if err != nil {
+			return fmt.Errorf("nats: %w", err)
+		}
+		deliverySub, err := ns.subscriber(delivery.ConsumerName, 64)
+		if err != nil {
+			return fmt.Errorf("nats: %w", err)
+		}
+		m.closers = append(m.closers, usersSub.Close, deliverySub.Close)
+		m.pipeline.Publisher, m.pipeline.Durable, m.pipeline.Namespace = pub, true, m.Config.NATSNamespace
+		usersHandler.Handle, usersHandler.Subscriber = m.users.Handle, usersSub
+		deliveryHandler.Handle, deliveryHandler.Subscriber = consumer.Handle, deliverySub
+	} else {
+		// In process, Publish blocks until the subscriber acked, which keeps the events in position order;
+		// the consumers acknowledge on receipt and commit in batches, and a restart recovers from their
+		// checkpoints through the relay, not from the pub/sub.
+		wlog := watermill.NewSlogLogger(m.log.With("component", "gochannel"))
+		pubsub := gochannel.NewGoChannel(gochannel.Config{BlockPublishUntilSubscriberAck: true, PreserveContext: true}, wlog)
+		m.closers = append(m.closers, pubsub.Close)
+		m.pipeline.Publisher, m.pipeline.Subscriber = pubsub, pubsub
+		usersBatch := projection.NewBatcher(m.users.ProjectBatch, 4096, m.log.With("component", projection.UsersProjection))
+		deliveryBatch := projection.NewBatcher(consumer.ConsumeBatch, 4096, m.log.With("component", delivery.ConsumerName))
+		usersHandler.Handle, usersHandler.Run = usersBatch.Handle, usersBatch.Run
+		deliveryHandler.Handle, deliveryHandler.Run = deliveryBatch.Handle, deliveryBatch.Run
+	}
+	m.pipeline.Add(usersHandler)
+	m.pipeline.Add(deliveryHandler)
 	if err := m.pipeline.Start(ctx); err != nil {
 		return err
 	}

@@ -30,6 +30,8 @@ type Config struct {
 	WebhookDisableAfter time.Duration
 	// DeliveryWorkers is how many deliveries are sent at once.
 	DeliveryWorkers int
+	// NATSNamespace prefixes the JetStream stream and consumer names, so deployments can share a server.
+	NATSNamespace string
 	// DebugAddr, when set, serves Go's profiler (/debug/pprof/) on its own listener.
 	DebugAddr string
 	// StateCache is how many users' states the command service keeps in memory (0: none).
@@ -82,6 +84,7 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DeliveryBackoff, "delivery-backoff", c.DeliveryBackoff, "delays between delivery attempts")
 	fs.DurationVar(&c.WebhookDisableAfter, "webhook-disable-after", c.WebhookDisableAfter, "disable a webhook whose deliveries all failed for this long (0: never)")
 	fs.IntVar(&c.DeliveryWorkers, "delivery-workers", c.DeliveryWorkers, "deliveries sent at once")
+	fs.StringVar(&c.NATSNamespace, "nats-namespace", c.NATSNamespace, "prefix of the JetStream stream and consumer names")
 	fs.StringVar(&c.DebugAddr, "debug-addr", c.DebugAddr, "serve /debug/pprof/ on this address (off when empty)")
 	fs.IntVar(&c.StateCache, "state-cache", c.StateCache, "users whose state is kept in memory (0: none)")
 	fs.BoolVar(&c.Dev, "dev", c.Dev, "generate and print ephemeral development credentials")
@@ -136,8 +139,6 @@ func (c Config) ValidateStorage() error {
 	switch {
 	case strings.TrimSpace(c.Database) == "":
 		errs = append(errs, errors.New("database: must be a SQLite file path or a postgres:// URL"))
-	case c.IsPostgres():
-		errs = append(errs, errors.New("database: PostgreSQL is not supported by this build yet; use a SQLite file path"))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
@@ -156,7 +157,6 @@ func (c Config) Validate() error {
 	switch {
 	case c.PubSub == "" || c.PubSub == "embedded":
 	case strings.HasPrefix(c.PubSub, "nats://"):
-		errs = append(errs, errors.New("pubsub: NATS JetStream is not supported by this build yet; use embedded"))
 	default:
 		errs = append(errs, fmt.Errorf("pubsub: %q is neither embedded nor a nats:// URL", c.PubSub))
 	}

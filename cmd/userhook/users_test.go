@@ -202,7 +202,7 @@ func TestHealth(t *testing.T) {
 	assert.Equal(t, http.StatusOK, s.do(http.MethodGet, "/healthz", "").Status)
 	require.Equal(t, http.StatusOK, s.postUser("auth0|h", "h@example.com").Status)
 	s.waitProjected()
-	want := `{"status":"ready","checks":{"store":"ok","projection":"ok"},
+	want := `{"status":"ready","relay":"leading","checks":{"store":"ok","projection":"ok"},
 		"positions":{"store":1,"relay":1,"users-projection":1},"projectionLag":0}`
 	var ready response
 	assert.Eventually(t, func() bool {
