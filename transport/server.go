@@ -82,6 +82,7 @@ func NewServer(d Deps) *Server {
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
+	e.GET("/openapi.yaml", s.openapi)
 
 	e.POST("/users", s.postUsers, d.Auth.Require(apikey.RoleIngest))
 	e.POST("/events", s.postEvents)
