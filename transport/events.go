@@ -83,6 +83,12 @@ func (s *Server) postEvents(c echo.Context) error {
 		if err != nil {
 			return err
 		}
+		switch r.Status {
+		case StatusDuplicate:
+			s.deps.Metrics.Duplicate("/events")
+		case StatusIgnored:
+			s.deps.Metrics.Ignored(r.Reason)
+		}
 		results[i] = r
 		latest = max(latest, pos)
 	}
@@ -122,6 +128,9 @@ func (s *Server) ingest(ctx context.Context, in Incoming, caller, reqID string) 
 		return r, 0, err
 	case len(res.Events) == 0:
 		return s.ignore(ctx, r, key, ReasonNoChange, res.Position())
+	}
+	for _, e := range res.Events {
+		s.deps.Metrics.Appended(e.Type)
 	}
 	r.Status, r.Position = StatusApplied, res.Position()
 	return r, res.Position(), nil

@@ -22,6 +22,7 @@ import (
 	"github.com/userhook/userhook/apikey"
 	"github.com/userhook/userhook/delivery"
 	"github.com/userhook/userhook/eventstore"
+	"github.com/userhook/userhook/metrics"
 	"github.com/userhook/userhook/projection"
 )
 
@@ -54,6 +55,8 @@ type Deps struct {
 	AllowPrivate bool
 	// Ready lists what /readyz checks.
 	Ready []Check
+	// Metrics records what the server does; GET /metrics serves it (an empty registry when nil).
+	Metrics *metrics.Metrics
 	// Relay reports, for /readyz, whether this instance runs the relay ("leading") or waits ("standby").
 	Relay func() string
 	// Positions reports, for /readyz, how far the store, the relay and each projection are.
@@ -72,6 +75,9 @@ func NewServer(d Deps) *Server {
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
 	}
+	if d.Metrics == nil {
+		d.Metrics = metrics.New(metrics.Sources{})
+	}
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
@@ -83,6 +89,7 @@ func NewServer(d Deps) *Server {
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	e.GET("/openapi.yaml", s.openapi)
+	e.GET("/metrics", echo.WrapHandler(d.Metrics.Handler()))
 
 	e.POST("/users", s.postUsers, d.Auth.Require(apikey.RoleIngest))
 	e.POST("/events", s.postEvents)
@@ -161,16 +168,18 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 			c.Error(err)
 		}
 		route := c.Path()
-		if route == "" {
+		if route == "" || c.Response().Status == http.StatusNotFound && c.Path() == "/*" {
 			route = "unmatched"
 		}
+		elapsed := time.Since(start)
+		s.deps.Metrics.Request(route, c.Request().Method, c.Response().Status, elapsed)
 		s.log.LogAttrs(c.Request().Context(), slog.LevelInfo, "request",
 			slog.String("request_id", requestID(c)),
 			slog.String("method", c.Request().Method),
 			slog.String("route", route),
 			slog.Int("status", c.Response().Status),
 			slog.Int64("bytes", c.Response().Size),
-			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+			slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
 		)
 		return nil
 	}

@@ -81,6 +81,9 @@ func (s *Server) postUsers(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	for _, e := range res.Events {
+		s.deps.Metrics.Appended(e.Type)
+	}
 	c.Response().Header().Set("X-Event-Position", strconv.FormatInt(res.Position(), 10))
 	return c.JSON(http.StatusOK, postUsersResponse{Success: true, UserID: res.User.ID, Email: res.User.Email})
 }

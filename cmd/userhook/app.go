@@ -28,6 +28,7 @@ import (
 	"github.com/userhook/userhook/eventstore/sqlite"
 	"github.com/userhook/userhook/internal/postgresdb"
 	"github.com/userhook/userhook/internal/sqlitedb"
+	"github.com/userhook/userhook/metrics"
 	"github.com/userhook/userhook/projection"
 	projsqlite "github.com/userhook/userhook/projection/sqlite"
 	"github.com/userhook/userhook/transport"
@@ -113,6 +114,7 @@ type Main struct {
 	served   chan error
 	cancel   context.CancelFunc
 
+	metrics  *metrics.Metrics
 	tracker  *projection.Tracker
 	users    *projection.Users
 	pipeline *projection.Pipeline
@@ -204,12 +206,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	m.metrics = metrics.New(metrics.Sources{Positions: m.positions, Pending: m.storage.hooks.Pending})
 	if err := m.startProjections(ctx); err != nil {
 		return err
 	}
 	secrets, _ := parseWebhookSecrets(cfg.WebhookSecrets)
 	receipts, _ := m.storage.events.(eventstore.Receipts)
 	server := transport.NewServer(transport.Deps{
+		Metrics:   m.metrics,
 		Users:     m.service(),
 		Auth:      &transport.Authenticator{JWT: verifier, Keys: apikey.NewKeyring(bootstrap, m.storage.keys)},
 		Logger:    m.log,
@@ -346,6 +350,7 @@ func (m *Main) startProjections(ctx context.Context) error {
 		DisableAfter: m.Config.WebhookDisableAfter,
 		Workers:      m.Config.DeliveryWorkers,
 		Logger:       m.log.With("component", "delivery"),
+		Observe:      func(o delivery.Outcome) { m.metrics.Attempt(string(o)) },
 	}
 	consumer := &delivery.Consumer{Store: m.storage.hooks, Events: m.storage.events, Wake: m.sender.Wake}
 	usersHandler := projection.Handler{

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"net/http"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// metric returns the value of one sample line of GET /metrics (name with labels, as printed), or -1.
+func metric(t *testing.T, text, sample string) float64 {
+	t.Helper()
+	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(sample) + ` ([0-9.eE+-]+)$`)
+	m := re.FindStringSubmatch(text)
+	if m == nil {
+		return -1
+	}
+	v, err := strconv.ParseFloat(m[1], 64)
+	require.NoError(t, err)
+	return v
+}
+
+func TestMetrics(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, testConfig(t))
+	require.Equal(t, http.StatusOK, s.postUser("auth0|m1", "m1@example.com").Status)
+	require.Equal(t, http.StatusOK, s.postUser("auth0|m1", "m1@example.com").Status)
+	ce := func(id, typ string) response {
+		return s.authed(http.MethodPost, "/events", `{"specversion":"1.0","id":"`+id+`","source":"s","type":"`+typ+`","subject":"m2","data":{"email":"m2@example.com"}}`,
+			ingestKey, "Content-Type", "application/cloudevents+json")
+	}
+	require.Equal(t, http.StatusOK, ce("e1", "user.created").Status)
+	require.Equal(t, http.StatusOK, ce("e1", "user.created").Status)
+	require.Equal(t, http.StatusOK, ce("e2", "organization.created").Status)
+	assert.Equal(t, http.StatusUnauthorized, s.do(http.MethodPost, "/users", `{}`).Status)
+	s.waitProjected()
+
+	r := s.do(http.MethodGet, "/metrics", "")
+	require.Equal(t, http.StatusOK, r.Status, "no authentication")
+	text := string(r.Body)
+	assert.Equal(t, 2.0, metric(t, text, `userhook_http_requests_total{method="POST",route="/users",status="200"}`))
+	assert.Equal(t, 1.0, metric(t, text, `userhook_http_requests_total{method="POST",route="/users",status="401"}`))
+	assert.Equal(t, 3.0, metric(t, text, `userhook_http_requests_total{method="POST",route="/events",status="200"}`))
+	assert.Equal(t, 3.0, metric(t, text, `userhook_ingest_duration_seconds_count{route="/users",status="200"}`)+
+		metric(t, text, `userhook_ingest_duration_seconds_count{route="/users",status="401"}`))
+	assert.Equal(t, 2.0, metric(t, text, `userhook_events_appended_total{type="user.registered.v1"}`))
+	assert.Equal(t, 1.0, metric(t, text, `userhook_events_duplicate_total{route="/events"}`))
+	assert.Equal(t, 1.0, metric(t, text, `userhook_events_ignored_total{reason="unsupported_type"}`))
+	assert.Equal(t, 2.0, metric(t, text, `userhook_position{component="store"}`))
+	assert.Eventually(t, func() bool {
+		text := string(s.do(http.MethodGet, "/metrics", "").Body)
+		return metric(t, text, `userhook_position{component="users-projection"}`) == 2 &&
+			metric(t, text, `userhook_projection_lag_events`) == 0
+	}, 5*time.Second, 20*time.Millisecond)
+	assert.Equal(t, 0.0, metric(t, text, `userhook_deliveries_pending`))
+	assert.Contains(t, text, "go_goroutines", "the Go runtime's collectors are there")
+}
