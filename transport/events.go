@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -70,6 +71,10 @@ func (s *Server) postEvents(c echo.Context) error {
 	caller, err := s.authenticateEvents(c, body)
 	if err != nil {
 		return err
+	}
+	if ok, wait := s.ingestLimit.allow(caller, time.Now()); !ok {
+		s.deps.Metrics.Limited("/events")
+		return refuse(c, wait)
 	}
 	events, err := DecodeCloudEvents(c.Request().Header, body)
 	if err != nil {

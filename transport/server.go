@@ -55,6 +55,10 @@ type Deps struct {
 	AllowPrivate bool
 	// Ready lists what /readyz checks.
 	Ready []Check
+	// IngestLimit and ReadLimit, when set, limit each API key (and each signing secret on POST /events) on the
+	// ingest routes and on every other authenticated route.
+	IngestLimit *RateLimit
+	ReadLimit   *RateLimit
 	// Metrics records what the server does; GET /metrics serves it (an empty registry when nil).
 	Metrics *metrics.Metrics
 	// Relay reports, for /readyz, whether this instance runs the relay ("leading") or waits ("standby").
@@ -65,9 +69,11 @@ type Deps struct {
 
 // Server is the HTTP API.
 type Server struct {
-	deps Deps
-	echo *echo.Echo
-	log  *slog.Logger
+	deps        Deps
+	echo        *echo.Echo
+	log         *slog.Logger
+	ingestLimit *limiter
+	readLimit   *limiter
 }
 
 // NewServer builds the routes.
@@ -82,7 +88,7 @@ func NewServer(d Deps) *Server {
 	e.HideBanner = true
 	e.HidePort = true
 	e.Logger.SetOutput(io.Discard)
-	s := &Server{deps: d, echo: e, log: d.Logger}
+	s := &Server{deps: d, echo: e, log: d.Logger, ingestLimit: newLimiter(d.IngestLimit), readLimit: newLimiter(d.ReadLimit)}
 	e.HTTPErrorHandler = errorHandler(d.Logger)
 	e.Use(s.requestID, s.accessLog, s.recover)
 
@@ -91,16 +97,18 @@ func NewServer(d Deps) *Server {
 	e.GET("/openapi.yaml", s.openapi)
 	e.GET("/metrics", echo.WrapHandler(d.Metrics.Handler()))
 
-	e.POST("/users", s.postUsers, d.Auth.Require(apikey.RoleIngest))
+	e.POST("/users", s.postUsers, d.Auth.Require(apikey.RoleIngest), s.limited(s.ingestLimit))
 	e.POST("/events", s.postEvents)
 
-	read := d.Auth.Require(apikey.RoleRead)
+	readAuth := d.Auth.Require(apikey.RoleRead)
+	read := func(next echo.HandlerFunc) echo.HandlerFunc { return readAuth(s.limited(s.readLimit)(next)) }
 	e.GET("/users", s.listUsers, read, s.consistent("email", "status", "limit", "cursor"))
 	e.GET("/users/:id", s.getUser, read, s.consistent())
 	e.GET("/users/:id/events", s.userEvents, read, s.consistent())
 	e.GET("/api/events", s.allEvents, read, s.consistent("from", "limit"))
 
-	admin := d.Auth.Require(apikey.RoleAdmin)
+	adminAuth := d.Auth.Require(apikey.RoleAdmin)
+	admin := func(next echo.HandlerFunc) echo.HandlerFunc { return adminAuth(s.limited(s.readLimit)(next)) }
 	e.POST("/api/webhooks", s.createWebhook, admin)
 	e.GET("/api/webhooks", s.listWebhooks, admin)
 	e.GET("/api/webhooks/:id", s.getWebhook, admin)

@@ -212,15 +212,19 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	secrets, _ := parseWebhookSecrets(cfg.WebhookSecrets)
 	receipts, _ := m.storage.events.(eventstore.Receipts)
+	ingestLimit, _ := transport.ParseRateLimit(cfg.RateLimitIngest)
+	readLimit, _ := transport.ParseRateLimit(cfg.RateLimitRead)
 	server := transport.NewServer(transport.Deps{
-		Metrics:   m.metrics,
-		Users:     m.service(),
-		Auth:      &transport.Authenticator{JWT: verifier, Keys: apikey.NewKeyring(bootstrap, m.storage.keys)},
-		Logger:    m.log,
-		Reads:     m.storage.reads,
-		Tracker:   m.tracker,
-		Events:    m.storage.events,
-		Positions: m.positions,
+		Metrics:     m.metrics,
+		IngestLimit: ingestLimit,
+		ReadLimit:   readLimit,
+		Users:       m.service(),
+		Auth:        &transport.Authenticator{JWT: verifier, Keys: apikey.NewKeyring(bootstrap, m.storage.keys)},
+		Logger:      m.log,
+		Reads:       m.storage.reads,
+		Tracker:     m.tracker,
+		Events:      m.storage.events,
+		Positions:   m.positions,
 		Relay: func() string {
 			if m.pipeline.Leading() {
 				return "leading"

@@ -30,6 +30,10 @@ type Config struct {
 	WebhookDisableAfter time.Duration
 	// DeliveryWorkers is how many deliveries are sent at once.
 	DeliveryWorkers int
+	// RateLimitIngest and RateLimitRead are "RATE[:BURST]" per API key (and per signing secret on POST
+	// /events); empty is no limit, the default for ingest.
+	RateLimitIngest string
+	RateLimitRead   string
 	// NATSNamespace prefixes the JetStream stream and consumer names, so deployments can share a server.
 	NATSNamespace string
 	// DebugAddr, when set, serves Go's profiler (/debug/pprof/) on its own listener.
@@ -84,6 +88,8 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DeliveryBackoff, "delivery-backoff", c.DeliveryBackoff, "delays between delivery attempts")
 	fs.DurationVar(&c.WebhookDisableAfter, "webhook-disable-after", c.WebhookDisableAfter, "disable a webhook whose deliveries all failed for this long (0: never)")
 	fs.IntVar(&c.DeliveryWorkers, "delivery-workers", c.DeliveryWorkers, "deliveries sent at once")
+	fs.StringVar(&c.RateLimitIngest, "rate-limit-ingest", c.RateLimitIngest, "RATE[:BURST] requests/s per key or signing secret on POST /users and /events (off when empty)")
+	fs.StringVar(&c.RateLimitRead, "rate-limit-read", c.RateLimitRead, "RATE[:BURST] requests/s per key on the other authenticated routes (off when empty)")
 	fs.StringVar(&c.NATSNamespace, "nats-namespace", c.NATSNamespace, "prefix of the JetStream stream and consumer names")
 	fs.StringVar(&c.DebugAddr, "debug-addr", c.DebugAddr, "serve /debug/pprof/ on this address (off when empty)")
 	fs.IntVar(&c.StateCache, "state-cache", c.StateCache, "users whose state is kept in memory (0: none)")
@@ -183,6 +189,12 @@ func (c Config) Validate() error {
 	}
 	if c.DeliveryWorkers < 1 || c.DeliveryWorkers > 256 {
 		errs = append(errs, errors.New("delivery-workers: must be from 1 to 256"))
+	}
+	if _, err := transport.ParseRateLimit(c.RateLimitIngest); err != nil {
+		errs = append(errs, fmt.Errorf("rate-limit-ingest: %v", err))
+	}
+	if _, err := transport.ParseRateLimit(c.RateLimitRead); err != nil {
+		errs = append(errs, fmt.Errorf("rate-limit-read: %v", err))
 	}
 	if c.StateCache < 0 {
 		errs = append(errs, errors.New("state-cache: must not be negative"))
