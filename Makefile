@@ -4,7 +4,7 @@ BIN       ?= bin/userhook
 GOFLAGS   ?=
 export CGO_ENABLED = 1
 
-.PHONY: run build test test-integration bench lint fmt vet clean
+.PHONY: run build test test-crash test-integration bench lint fmt vet clean
 
 ## run: serve on the embedded default (SQLite file in ./data, in-process Watermill) with --dev credentials
 run: build
@@ -18,6 +18,10 @@ build:
 test:
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 15m ./...
+
+## test-crash: the kill -9 test against the real binary, with more kill/restart rounds than make test runs
+test-crash:
+	USERHOOK_CRASH_ROUNDS=5 $(GO) test -count=1 -run TestCrashLosesNoAcknowledgedEvent -v ./cmd/userhook
 
 ## test-integration: only the tests that talk to PostgreSQL and NATS (defaults to this machine's services)
 test-integration:

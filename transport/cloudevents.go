@@ -121,6 +121,11 @@ func DecodeCloudEvents(header http.Header, body []byte) ([]Incoming, error) {
 		}
 	}
 
+	if len(body) > 0 && (mt == MediaCloudEvent || mt == MediaCloudEventBatch || mt == "application/json" || mt == "") {
+		if err := checkJSON(body); err != nil {
+			return nil, err
+		}
+	}
 	batch := mt == MediaCloudEventBatch
 	var fe userhook.FieldErrors
 	var out []Incoming

@@ -93,6 +93,9 @@ func decodeJSON(body []byte, v any) error {
 	if len(body) == 0 {
 		return fmt.Errorf("%w: the body is empty; a JSON object is expected", userhook.ErrInvalid)
 	}
+	if err := checkJSON(body); err != nil {
+		return err
+	}
 	if err := json.Unmarshal(body, v); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) && te.Field != "" {
