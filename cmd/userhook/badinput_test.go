@@ -30,9 +30,9 @@ func TestBadInputCatalogue(t *testing.T) {
 	const structured, batch = "application/cloudevents+json", "application/cloudevents-batch+json"
 	cases := []struct {
 		name, method, path, body, contentType string
-		key                                    string // API key; "" sends no credentials at all
-		status                                 int
-		field                                  string // a field named in details, when one must be
+		key                                   string // API key; "" sends no credentials at all
+		status                                int
+		field                                 string // a field named in details, when one must be
 	}{
 		// Credentials.
 		{"no credentials", "POST", "/users", user("auth0|a", "a@example.com"), "application/json", "", 401, ""},
