@@ -257,3 +257,14 @@ func TestGracefulShutdownKeepsAcknowledgedEvents(t *testing.T) {
 		assert.Equal(t, []string{aggregate.TypeUserRegistered}, again.events(id), "acknowledged %s survived the shutdown", id)
 	}
 }
+
+func TestReadyzWhenTheProjectionStops(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, testConfig(t))
+	require.Equal(t, http.StatusOK, s.do(http.MethodGet, "/readyz", "").Status)
+	require.NoError(t, s.Main.pipeline.Close()) // the router and the relay stop; the HTTP server goes on
+	r := s.do(http.MethodGet, "/readyz", "")
+	assert.Equal(t, http.StatusServiceUnavailable, r.Status)
+	assert.Contains(t, string(r.Body), `"projection":"failing"`)
+	assert.Equal(t, http.StatusOK, s.do(http.MethodGet, "/healthz", "").Status)
+}
