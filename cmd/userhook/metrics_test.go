@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strconv"
 	"testing"
@@ -58,4 +59,25 @@ func TestMetrics(t *testing.T) {
 	}, 5*time.Second, 20*time.Millisecond)
 	assert.Equal(t, 0.0, metric(t, text, `userhook_deliveries_pending`))
 	assert.Contains(t, text, "go_goroutines", "the Go runtime's collectors are there")
+}
+
+func TestDeliveryMetrics(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	cfg.WebhookAllowPrivate = true
+	cfg.DeliveryBackoff = "10ms"
+	s := startServer(t, cfg)
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusInternalServerError)
+	}))
+	defer receiver.Close()
+	r := s.authed(http.MethodPost, "/api/webhooks", `{"name":"m","url":"`+receiver.URL+`","events":["user.created"]}`, adminKey)
+	require.Equal(t, http.StatusCreated, r.Status)
+	require.Equal(t, http.StatusOK, s.postUser("auth0|dm", "dm@example.com").Status)
+	assert.Eventually(t, func() bool {
+		text := string(s.do(http.MethodGet, "/metrics", "").Body)
+		return metric(t, text, `userhook_delivery_attempts_total{outcome="retrying"}`) == 1 &&
+			metric(t, text, `userhook_delivery_attempts_total{outcome="failed"}`) == 1 &&
+			metric(t, text, `userhook_deliveries_pending`) == 0
+	}, 10*time.Second, 20*time.Millisecond, "one attempt retried, the last failed, nothing pending")
 }
