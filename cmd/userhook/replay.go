@@ -68,7 +68,7 @@ func cmdReplay(ctx context.Context, cfg Config, args []string, getenv func(strin
 	// Replay holds every user in memory; a soft memory limit makes the collector work harder instead of the
 	// process growing (GOMEMLIMIT, when set, wins).
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(170 << 20)
+		debug.SetMemoryLimit(150 << 20)
 	}
 	sum, err := projection.Replay(ctx, st.events, st.reads, progress)
 	if err != nil {
