@@ -93,7 +93,9 @@ func NewServer(d Deps) *Server {
 	e.Use(s.requestID, s.accessLog, s.recover)
 
 	e.GET("/healthz", s.healthz)
+	e.HEAD("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
+	e.HEAD("/readyz", s.readyz)
 	e.GET("/openapi.yaml", s.openapi)
 	e.GET("/metrics", echo.WrapHandler(d.Metrics.Handler()))
 

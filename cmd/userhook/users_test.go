@@ -268,3 +268,13 @@ func TestReadyzWhenTheProjectionStops(t *testing.T) {
 	assert.Contains(t, string(r.Body), `"projection":"failing"`)
 	assert.Equal(t, http.StatusOK, s.do(http.MethodGet, "/healthz", "").Status)
 }
+
+func TestHealthAnswersHEAD(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, testConfig(t))
+	for _, path := range []string{"/healthz", "/readyz"} {
+		r := s.do(http.MethodHead, path, "")
+		assert.Equal(t, http.StatusOK, r.Status, path)
+		assert.Empty(t, r.Body, path)
+	}
+}
