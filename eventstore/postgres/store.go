@@ -20,7 +20,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -50,24 +49,11 @@ type Store struct {
 	db  *postgresdb.DB
 	now func() time.Time
 
-	mu     sync.RWMutex
-	closed bool
-	reqs   chan *appendReq
-	done   chan struct{}
+	writer *eventstore.GroupCommit
 
 	committed  eventstore.Broadcast
 	stopListen context.CancelFunc
 	listenDone chan struct{}
-}
-
-type appendReq struct {
-	ctx      context.Context
-	stream   string
-	expected int64
-	events   []eventstore.Event
-	out      []eventstore.Event
-	err      error
-	done     chan struct{}
 }
 
 // New migrates the events tables, starts the writer, and listens for commits of other instances.
@@ -82,14 +68,12 @@ func New(ctx context.Context, db *postgresdb.DB) (*Store, error) {
 	s := &Store{
 		db:         db,
 		now:        func() time.Time { return time.Now().UTC() },
-		reqs:       make(chan *appendReq, MaxBatch),
-		done:       make(chan struct{}),
 		listenDone: make(chan struct{}),
 	}
 	lctx, cancel := context.WithCancel(context.Background())
 	s.stopListen = cancel
 	go s.listen(lctx)
-	go s.writer()
+	s.writer = eventstore.NewGroupCommit(MaxBatch, s.commit, s.afterCommit)
 	return s, nil
 }
 
@@ -130,57 +114,16 @@ func (s *Store) listenOnce(ctx context.Context) error {
 
 // Append implements eventstore.Store.
 func (s *Store) Append(ctx context.Context, stream string, expectedVersion int64, events ...eventstore.Event) ([]eventstore.Event, error) {
-	if err := eventstore.Validate(stream, expectedVersion, events); err != nil {
-		return nil, err
-	}
-	r := &appendReq{ctx: ctx, stream: stream, expected: expectedVersion, events: events, done: make(chan struct{})}
-	s.mu.RLock()
-	if s.closed {
-		s.mu.RUnlock()
-		return nil, eventstore.ErrClosed
-	}
-	select {
-	case s.reqs <- r:
-	case <-ctx.Done():
-		s.mu.RUnlock()
-		return nil, ctx.Err()
-	}
-	s.mu.RUnlock()
-	<-r.done
-	return r.out, r.err
+	return s.writer.Append(ctx, stream, expectedVersion, events)
 }
 
-func (s *Store) writer() {
-	defer close(s.done)
-	batch := make([]*appendReq, 0, MaxBatch)
-	for r := range s.reqs {
-		batch = append(batch[:0], r)
-	drain:
-		for len(batch) < MaxBatch {
-			select {
-			case r, ok := <-s.reqs:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, r)
-			default:
-				break drain
-			}
-		}
-		err := s.commit(batch)
-		for _, r := range batch {
-			if err != nil {
-				r.out, r.err = nil, err
-			}
-			close(r.done)
-		}
-		if err == nil {
-			s.committed.Signal()
-		}
+func (s *Store) afterCommit(_ []*eventstore.Pending, err error) {
+	if err == nil {
+		s.committed.Signal()
 	}
 }
 
-func (s *Store) commit(batch []*appendReq) error {
+func (s *Store) commit(batch []*eventstore.Pending) error {
 	ctx := context.Background()
 	tx, err := s.db.Pool.Begin(ctx)
 	if err != nil {
@@ -197,8 +140,8 @@ func (s *Store) commit(batch []*appendReq) error {
 	streams := make([]string, 0, len(batch))
 	var ids []string
 	for _, r := range batch {
-		streams = append(streams, r.stream)
-		for _, e := range r.events {
+		streams = append(streams, r.Stream)
+		for _, e := range r.Events {
 			ids = append(ids, e.ID)
 		}
 	}
@@ -245,30 +188,30 @@ func (s *Store) commit(batch []*appendReq) error {
 		data                              [][]byte
 	}
 	for _, r := range batch {
-		if err := r.ctx.Err(); err != nil {
-			r.err = err
+		if err := r.Ctx.Err(); err != nil {
+			r.Err = err
 			continue
 		}
-		current := versions[r.stream]
-		if r.expected != eventstore.ExpectAny && current != r.expected {
-			r.err = &eventstore.VersionConflictError{Stream: r.stream, Expected: r.expected, Actual: current}
+		current := versions[r.Stream]
+		if r.Expected != eventstore.ExpectAny && current != r.Expected {
+			r.Err = &eventstore.VersionConflictError{Stream: r.Stream, Expected: r.Expected, Actual: current}
 			continue
 		}
 		dup := ""
-		for _, e := range r.events {
+		for _, e := range r.Events {
 			if stored[e.ID] {
 				dup = e.ID
 				break
 			}
 		}
 		if dup != "" {
-			r.err = &eventstore.DuplicateError{EventID: dup}
+			r.Err = &eventstore.DuplicateError{EventID: dup}
 			continue
 		}
-		out := make([]eventstore.Event, len(r.events))
-		for i, e := range r.events {
+		out := make([]eventstore.Event, len(r.Events))
+		for i, e := range r.Events {
 			last++
-			e.StreamID = r.stream
+			e.StreamID = r.Stream
 			e.Version = current + int64(i) + 1
 			e.Position = last
 			e.RecordedAt = now
@@ -301,8 +244,8 @@ func (s *Store) commit(batch []*appendReq) error {
 			stored[e.ID] = true
 			out[i] = e
 		}
-		versions[r.stream] = current + int64(len(r.events))
-		r.out = out
+		versions[r.Stream] = current + int64(len(r.Events))
+		r.Out = out
 	}
 	if len(cols.pos) == 0 {
 		return tx.Commit(ctx)
@@ -412,13 +355,7 @@ func (s *Store) Receive(ctx context.Context, key, outcome string) error {
 // Close implements eventstore.Store: it refuses new appends, commits the queued ones, and stops listening.
 // The pool belongs to the caller.
 func (s *Store) Close() error {
-	s.mu.Lock()
-	if !s.closed {
-		s.closed = true
-		close(s.reqs)
-	}
-	s.mu.Unlock()
-	<-s.done
+	s.writer.Close()
 	s.stopListen()
 	<-s.listenDone
 	return nil

@@ -39,10 +39,7 @@ type Store struct {
 	db  *sqlitedb.DB
 	now func() time.Time
 
-	mu     sync.RWMutex // guards closed against sends on reqs
-	closed bool
-	reqs   chan *appendReq
-	done   chan struct{}
+	writer *eventstore.GroupCommit
 
 	committed eventstore.Broadcast
 	stats     Stats
@@ -55,28 +52,13 @@ type Stats struct {
 	Appends int64 // append calls committed or refused
 }
 
-type appendReq struct {
-	ctx      context.Context
-	stream   string
-	expected int64
-	events   []eventstore.Event
-	out      []eventstore.Event
-	err      error
-	done     chan struct{}
-}
-
 // New migrates the events table in db and starts the writer. Close stops it.
 func New(ctx context.Context, db *sqlitedb.DB) (*Store, error) {
 	if err := db.Migrate(ctx, "events", mustSub(migrations, "migrations")); err != nil {
 		return nil, err
 	}
-	s := &Store{
-		db:   db,
-		now:  func() time.Time { return time.Now().UTC() },
-		reqs: make(chan *appendReq, MaxBatch),
-		done: make(chan struct{}),
-	}
-	go s.writer()
+	s := &Store{db: db, now: func() time.Time { return time.Now().UTC() }}
+	s.writer = eventstore.NewGroupCommit(MaxBatch, s.commitTx, s.afterCommit)
 	return s, nil
 }
 
@@ -92,57 +74,10 @@ func (s *Store) Stats() Stats {
 
 // Append implements eventstore.Store.
 func (s *Store) Append(ctx context.Context, stream string, expectedVersion int64, events ...eventstore.Event) ([]eventstore.Event, error) {
-	if err := eventstore.Validate(stream, expectedVersion, events); err != nil {
-		return nil, err
-	}
-	r := &appendReq{ctx: ctx, stream: stream, expected: expectedVersion, events: events, done: make(chan struct{})}
-	s.mu.RLock()
-	if s.closed {
-		s.mu.RUnlock()
-		return nil, eventstore.ErrClosed
-	}
-	select {
-	case s.reqs <- r:
-	case <-ctx.Done():
-		s.mu.RUnlock()
-		return nil, ctx.Err()
-	}
-	s.mu.RUnlock()
-	// Once queued the append is carried out or refused by the writer; waiting for it keeps the answer true
-	// even when the caller's context ends meanwhile.
-	<-r.done
-	return r.out, r.err
+	return s.writer.Append(ctx, stream, expectedVersion, events)
 }
 
-func (s *Store) writer() {
-	defer close(s.done)
-	batch := make([]*appendReq, 0, MaxBatch)
-	for r := range s.reqs {
-		batch = append(batch[:0], r)
-	drain:
-		for len(batch) < MaxBatch {
-			select {
-			case r, ok := <-s.reqs:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, r)
-			default:
-				break drain
-			}
-		}
-		s.commit(batch)
-	}
-}
-
-func (s *Store) commit(batch []*appendReq) {
-	err := s.commitTx(batch)
-	for _, r := range batch {
-		if err != nil {
-			r.out, r.err = nil, err
-		}
-		close(r.done)
-	}
+func (s *Store) afterCommit(batch []*eventstore.Pending, err error) {
 	s.statsMu.Lock()
 	s.stats.Appends += int64(len(batch))
 	if err == nil {
@@ -154,7 +89,7 @@ func (s *Store) commit(batch []*appendReq) {
 	}
 }
 
-func (s *Store) commitTx(batch []*appendReq) error {
+func (s *Store) commitTx(batch []*eventstore.Pending) error {
 	ctx := context.Background()
 	return s.db.Tx(ctx, true, func(tx *sql.Tx) error {
 		versionStmt, err := tx.PrepareContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM events WHERE stream_id = ?`)
@@ -172,22 +107,22 @@ func (s *Store) commitTx(batch []*appendReq) error {
 
 		now := s.now()
 		for _, r := range batch {
-			if err := r.ctx.Err(); err != nil {
-				r.err = err
+			if err := r.Ctx.Err(); err != nil {
+				r.Err = err
 				continue
 			}
 			// A failing INSERT undoes only itself (SQLite aborts the statement, not the transaction), so an
 			// append of one event needs no savepoint; several events do, so that a later one failing undoes
 			// the first.
-			multi := len(r.events) > 1
+			multi := len(r.Events) > 1
 			if multi {
 				if _, err := tx.ExecContext(ctx, `SAVEPOINT append`); err != nil {
 					return fmt.Errorf("eventstore/sqlite: savepoint: %w", err)
 				}
 			}
-			r.out, r.err = appendOne(ctx, versionStmt, insertStmt, r, now)
-			if r.err != nil {
-				r.out = nil
+			r.Out, r.Err = appendOne(ctx, versionStmt, insertStmt, r, now)
+			if r.Err != nil {
+				r.Out = nil
 				if multi {
 					if _, err := tx.ExecContext(ctx, `ROLLBACK TO append`); err != nil {
 						return fmt.Errorf("eventstore/sqlite: rollback to savepoint: %w", err)
@@ -204,21 +139,21 @@ func (s *Store) commitTx(batch []*appendReq) error {
 	})
 }
 
-func appendOne(ctx context.Context, versionStmt, insertStmt *sql.Stmt, r *appendReq, now time.Time) ([]eventstore.Event, error) {
+func appendOne(ctx context.Context, versionStmt, insertStmt *sql.Stmt, r *eventstore.Pending, now time.Time) ([]eventstore.Event, error) {
 	// A new stream (expected version 0) needs no read: its first event takes version 1, and the unique
 	// (stream, version) index refuses it when the stream exists.
 	var current int64
-	if r.expected != 0 {
-		if err := versionStmt.QueryRowContext(ctx, r.stream).Scan(&current); err != nil {
+	if r.Expected != 0 {
+		if err := versionStmt.QueryRowContext(ctx, r.Stream).Scan(&current); err != nil {
 			return nil, fmt.Errorf("eventstore/sqlite: read version: %w", err)
 		}
-		if r.expected != eventstore.ExpectAny && current != r.expected {
-			return nil, &eventstore.VersionConflictError{Stream: r.stream, Expected: r.expected, Actual: current}
+		if r.Expected != eventstore.ExpectAny && current != r.Expected {
+			return nil, &eventstore.VersionConflictError{Stream: r.Stream, Expected: r.Expected, Actual: current}
 		}
 	}
-	out := make([]eventstore.Event, len(r.events))
-	for i, e := range r.events {
-		e.StreamID = r.stream
+	out := make([]eventstore.Event, len(r.Events))
+	for i, e := range r.Events {
+		e.StreamID = r.Stream
 		e.Version = current + int64(i) + 1
 		e.RecordedAt = now
 		if e.OccurredAt.IsZero() {
@@ -236,11 +171,11 @@ func appendOne(ctx context.Context, versionStmt, insertStmt *sql.Stmt, r *append
 		res, err := insertStmt.ExecContext(ctx, e.ID, e.StreamID, e.StreamType, e.Version, e.Type, data, meta,
 			e.OccurredAt.UnixNano(), e.RecordedAt.UnixNano())
 		if err != nil {
-			err = classify(err, r.stream, r.expected, current, e.ID)
+			err = classify(err, r.Stream, r.Expected, current, e.ID)
 			var vc *eventstore.VersionConflictError
-			if errors.As(err, &vc) && r.expected == 0 {
+			if errors.As(err, &vc) && r.Expected == 0 {
 				// The unread stream existed: say at which version.
-				_ = versionStmt.QueryRowContext(ctx, r.stream).Scan(&vc.Actual)
+				_ = versionStmt.QueryRowContext(ctx, r.Stream).Scan(&vc.Actual)
 			}
 			return nil, err
 		}
@@ -319,13 +254,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close implements eventstore.Store: it refuses new appends, commits the queued ones and stops the writer.
 // The database itself belongs to the caller.
 func (s *Store) Close() error {
-	s.mu.Lock()
-	if !s.closed {
-		s.closed = true
-		close(s.reqs)
-	}
-	s.mu.Unlock()
-	<-s.done
+	s.writer.Close()
 	return nil
 }
 

@@ -1,0 +1,105 @@
+package eventstore
+
+import (
+	"context"
+	"sync"
+)
+
+// Pending is one append waiting in a GroupCommit: what was asked, and what the commit made of it.
+type Pending struct {
+	Ctx      context.Context
+	Stream   string
+	Expected int64
+	Events   []Event
+	// Out and Err are set by the commit function: the stored events, or why this append was refused.
+	Out  []Event
+	Err  error
+	done chan struct{}
+}
+
+// GroupCommit is the single writer both stores use: appends that arrive while a commit is in flight queue
+// up and are handed to commit together, in arrival order, so that they share one transaction and one
+// durable flush. Each caller is answered only after the commit that holds its append returned.
+type GroupCommit struct {
+	commit func(batch []*Pending) error
+	after  func(batch []*Pending, err error)
+	max    int
+
+	mu     sync.RWMutex // guards closed against sends on reqs
+	closed bool
+	reqs   chan *Pending
+	done   chan struct{}
+}
+
+// NewGroupCommit starts a writer that calls commit with batches of at most max appends. commit sets each
+// append's Out or Err; when it returns an error, every append of the batch fails with it. after, when set,
+// runs once a batch is answered.
+func NewGroupCommit(max int, commit func(batch []*Pending) error, after func(batch []*Pending, err error)) *GroupCommit {
+	g := &GroupCommit{commit: commit, after: after, max: max, reqs: make(chan *Pending, max), done: make(chan struct{})}
+	go g.run()
+	return g
+}
+
+// Append validates and queues an append and waits for the commit that carries it out or refuses it. Once
+// queued, the append is decided even if ctx ends meanwhile, so the answer is always the truth.
+func (g *GroupCommit) Append(ctx context.Context, stream string, expectedVersion int64, events []Event) ([]Event, error) {
+	if err := Validate(stream, expectedVersion, events); err != nil {
+		return nil, err
+	}
+	p := &Pending{Ctx: ctx, Stream: stream, Expected: expectedVersion, Events: events, done: make(chan struct{})}
+	g.mu.RLock()
+	if g.closed {
+		g.mu.RUnlock()
+		return nil, ErrClosed
+	}
+	select {
+	case g.reqs <- p:
+	case <-ctx.Done():
+		g.mu.RUnlock()
+		return nil, ctx.Err()
+	}
+	g.mu.RUnlock()
+	<-p.done
+	return p.Out, p.Err
+}
+
+func (g *GroupCommit) run() {
+	defer close(g.done)
+	batch := make([]*Pending, 0, g.max)
+	for p := range g.reqs {
+		batch = append(batch[:0], p)
+	drain:
+		for len(batch) < g.max {
+			select {
+			case p, ok := <-g.reqs:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, p)
+			default:
+				break drain
+			}
+		}
+		err := g.commit(batch)
+		for _, p := range batch {
+			if err != nil {
+				p.Out, p.Err = nil, err
+			}
+			close(p.done)
+		}
+		if g.after != nil {
+			g.after(batch, err)
+		}
+	}
+}
+
+// Close refuses new appends, commits the queued ones, and stops the writer.
+func (g *GroupCommit) Close() {
+	g.mu.Lock()
+	if !g.closed {
+		g.closed = true
+		close(g.reqs)
+	}
+	g.mu.Unlock()
+	<-g.done
+}
