@@ -18,7 +18,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/userhook/userhook/internal/postgresdb/pgtest"
+	"github.com/userhook/userhook/projection"
 )
 
 // natsURL is the JetStream server of the integration tests: skipped with a message without
@@ -121,6 +124,15 @@ func TestIntegrationScaleOut(t *testing.T) {
 	db := pgtest.URL(t)
 	nurl := natsURL(t)
 	ns := fmt.Sprintf("t%d_", time.Now().UnixNano())
+	t.Cleanup(func() {
+		// The test's JetStream stream (and its consumers) go with it.
+		if nc, err := nats.Connect(nurl); err == nil {
+			if js, err := nc.JetStream(); err == nil {
+				_ = js.DeleteStream(ns + projection.UsersTopic)
+			}
+			nc.Close()
+		}
+	})
 
 	var mu sync.Mutex
 	deliveries := map[string]int{} // event id -> deliveries received
