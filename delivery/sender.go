@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -260,6 +261,14 @@ func describe(status int, err error) string {
 				return "refused: " + re.Address.String() + " " + re.Reason
 			}
 			return "refused: " + err.Error()
+		}
+		// A *url.Error quotes the whole URL, whose query may hold the receiver's token: say only what failed.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			if u, perr := url.Parse(ue.URL); perr == nil {
+				return fmt.Sprintf("%s %s://%s: %v", ue.Op, u.Scheme, u.Host, ue.Err)
+			}
+			return ue.Err.Error()
 		}
 		return err.Error()
 	}

@@ -2,6 +2,7 @@ package projection
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -26,14 +27,17 @@ type Batcher struct {
 	Logger *slog.Logger
 
 	queue chan eventstore.Event
+	done  chan struct{} // closed when Run returns: Handle must not wait for a queue nobody reads
 }
+
+var errBatcherStopped = errors.New("projection: the batcher stopped")
 
 // NewBatcher returns a batcher whose queue holds up to size events; a full queue holds the publisher back.
 func NewBatcher(apply func(ctx context.Context, events []eventstore.Event) error, size int, log *slog.Logger) *Batcher {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Batcher{Apply: apply, Logger: log, queue: make(chan eventstore.Event, size)}
+	return &Batcher{Apply: apply, Logger: log, queue: make(chan eventstore.Event, size), done: make(chan struct{})}
 }
 
 // Handle is the Watermill handler: it queues the message's event.
@@ -47,12 +51,15 @@ func (b *Batcher) Handle(msg *message.Message) error {
 		return nil
 	case <-msg.Context().Done():
 		return msg.Context().Err()
+	case <-b.done:
+		return errBatcherStopped
 	}
 }
 
 // Run applies queued events until ctx ends. A failed batch is tried again, after a pause, until it commits:
 // nothing queued is dropped while the process lives.
 func (b *Batcher) Run(ctx context.Context) error {
+	defer close(b.done)
 	max := b.Max
 	if max <= 0 {
 		max = 512

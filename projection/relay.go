@@ -52,12 +52,17 @@ func (r *Relay) Run(ctx context.Context) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	// The start position is read until it can be: a relay that gave up here would stop the whole pipeline
+	// (and, leading, keep others from taking over).
 	after, err := r.startPosition(ctx)
-	if err != nil {
-		if ctx.Err() != nil {
+	for pause := 100 * time.Millisecond; err != nil; pause = min(2*pause, 5*time.Second) {
+		log.Error("relay cannot read where to start, retrying", "error", err.Error())
+		select {
+		case <-ctx.Done():
 			return nil
+		case <-time.After(pause):
 		}
-		return err
+		after, err = r.startPosition(ctx)
 	}
 	r.running.Store(true)
 	defer r.running.Store(false)

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -498,12 +499,27 @@ func randomSecret() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// redactDatabase drops a password from a database URL before it is logged.
+// redactDatabase drops passwords from a database URL before it is logged: the userinfo's and a password
+// parameter's (pgx accepts both).
 func redactDatabase(s string) string {
-	if i := strings.Index(s, "://"); i >= 0 {
-		if at := strings.LastIndexByte(s, '@'); at > i {
-			return s[:i+3] + "***@" + s[at+1:]
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		if strings.Contains(s, "://") {
+			return "(unparsable database URL)"
+		}
+		return s // a file path
+	}
+	if u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "***")
 		}
 	}
-	return s
+	q := u.Query()
+	for k := range q {
+		if strings.EqualFold(k, "password") {
+			q.Set(k, "***")
+		}
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
 }

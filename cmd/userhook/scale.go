@@ -103,11 +103,15 @@ const readModelChannel = "userhook_readmodel"
 // followReadModel advances the tracker from the projection commits of every instance (LISTEN), and once from
 // the saved checkpoint; the returned function announces this instance's commits (NOTIFY).
 func (m *Main) followReadModel(ctx context.Context) func(ctx context.Context, position int64) {
-	db := m.storage.pg
+	db, reads, tracker := m.storage.pg, m.storage.reads, m.tracker
+	ctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	m.closers = append(m.closers, func() error { stop(); <-done; return nil })
 	go func() {
+		defer close(done)
 		for ctx.Err() == nil {
-			if pos, err := m.storage.reads.Checkpoint(ctx, projection.UsersProjection); err == nil {
-				m.tracker.Advance(pos)
+			if pos, err := reads.Checkpoint(ctx, projection.UsersProjection); err == nil {
+				tracker.Advance(pos)
 			}
 			err := func() error {
 				conn, err := db.Pool.Acquire(ctx)
@@ -124,13 +128,16 @@ func (m *Main) followReadModel(ctx context.Context) func(ctx context.Context, po
 						return err
 					}
 					if pos, err := strconv.ParseInt(n.Payload, 10, 64); err == nil {
-						m.tracker.Advance(pos)
+						tracker.Advance(pos)
 					}
 				}
 			}()
 			if err != nil && ctx.Err() == nil {
 				m.log.Warn("following the read model failed, retrying", "error", err.Error())
-				time.Sleep(time.Second)
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Second):
+				}
 			}
 		}
 	}()
