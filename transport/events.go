@@ -41,9 +41,9 @@ func (s *Server) authenticateEvents(c echo.Context, body []byte) (string, error)
 	h := c.Request().Header
 	sigErr := ErrNoSignature
 	if s.deps.Inbound != nil {
-		scheme, err := s.deps.Inbound.Verify(h, body)
+		scheme, secret, err := s.deps.Inbound.Signer(h, body)
 		if err == nil {
-			return "signature:" + string(scheme), nil
+			return "signature:" + string(scheme) + ":" + strconv.Itoa(secret), nil
 		}
 		sigErr = err
 	}

@@ -42,29 +42,39 @@ const (
 // Verify returns the scheme of a valid signature, ErrNoSignature when there is none, or an error matching
 // userhook.ErrUnauthorized saying what is wrong (never the secret or the expected signature).
 func (v *WebhookVerifier) Verify(h http.Header, body []byte) (SignatureScheme, error) {
+	scheme, _, err := v.Signer(h, body)
+	return scheme, err
+}
+
+// Signer is Verify that also says which configured secret (0 or 1) verified the signature, so each sender
+// (each secret) can be told apart, for instance by the rate limit.
+func (v *WebhookVerifier) Signer(h http.Header, body []byte) (SignatureScheme, int, error) {
 	switch {
 	case h.Get("webhook-signature") != "" || h.Get("webhook-id") != "":
-		return SchemeStandard, v.verifyStandard(h.Get("webhook-id"), h.Get("webhook-timestamp"), h.Get("webhook-signature"), body)
+		i, err := v.verifyStandard(h.Get("webhook-id"), h.Get("webhook-timestamp"), h.Get("webhook-signature"), body)
+		return SchemeStandard, i, err
 	case h.Get("svix-signature") != "" || h.Get("svix-id") != "":
-		return SchemeSvix, v.verifyStandard(h.Get("svix-id"), h.Get("svix-timestamp"), h.Get("svix-signature"), body)
+		i, err := v.verifyStandard(h.Get("svix-id"), h.Get("svix-timestamp"), h.Get("svix-signature"), body)
+		return SchemeSvix, i, err
 	case h.Get("X-Webhook-Signature") != "":
-		return SchemeHexHMAC, v.verifyHex(h.Get("X-Webhook-Signature"), body)
+		i, err := v.verifyHex(h.Get("X-Webhook-Signature"), body)
+		return SchemeHexHMAC, i, err
 	}
-	return "", ErrNoSignature
+	return "", -1, ErrNoSignature
 }
 
 func unauthorized(reason string) error { return fmt.Errorf("%w: %s", userhook.ErrUnauthorized, reason) }
 
-func (v *WebhookVerifier) verifyStandard(id, timestamp, signatures string, body []byte) error {
+func (v *WebhookVerifier) verifyStandard(id, timestamp, signatures string, body []byte) (int, error) {
 	if id == "" || timestamp == "" || signatures == "" {
-		return unauthorized("webhook signature needs the id, timestamp and signature headers")
+		return -1, unauthorized("webhook signature needs the id, timestamp and signature headers")
 	}
 	if len(v.Secrets) == 0 {
-		return unauthorized("no webhook secret is configured to verify signatures")
+		return -1, unauthorized("no webhook secret is configured to verify signatures")
 	}
 	ts, err := strconv.ParseInt(timestamp, 10, 64)
 	if err != nil {
-		return unauthorized("webhook timestamp is not a Unix time in seconds")
+		return -1, unauthorized("webhook timestamp is not a Unix time in seconds")
 	}
 	now := time.Now
 	if v.Now != nil {
@@ -72,14 +82,14 @@ func (v *WebhookVerifier) verifyStandard(id, timestamp, signatures string, body 
 	}
 	skew := now().Sub(time.Unix(ts, 0))
 	if skew > SignatureTolerance {
-		return unauthorized("webhook timestamp is too old")
+		return -1, unauthorized("webhook timestamp is too old")
 	}
 	if skew < -SignatureTolerance {
-		return unauthorized("webhook timestamp is too far in the future")
+		return -1, unauthorized("webhook timestamp is too far in the future")
 	}
 	signed := make([]byte, 0, len(id)+len(timestamp)+len(body)+2)
 	signed = append(append(append(append(append(signed, id...), '.'), timestamp...), '.'), body...)
-	for _, secret := range v.Secrets {
+	for si, secret := range v.Secrets {
 		mac := hmac.New(sha256.New, secret)
 		mac.Write(signed)
 		want := mac.Sum(nil)
@@ -90,30 +100,30 @@ func (v *WebhookVerifier) verifyStandard(id, timestamp, signatures string, body 
 			}
 			got, err := base64.StdEncoding.DecodeString(value)
 			if err == nil && hmac.Equal(got, want) {
-				return nil
+				return si, nil
 			}
 		}
 	}
-	return unauthorized("webhook signature does not match")
+	return -1, unauthorized("webhook signature does not match")
 }
 
-func (v *WebhookVerifier) verifyHex(header string, body []byte) error {
+func (v *WebhookVerifier) verifyHex(header string, body []byte) (int, error) {
 	if len(v.Secrets) == 0 {
-		return unauthorized("no webhook secret is configured to verify signatures")
+		return -1, unauthorized("no webhook secret is configured to verify signatures")
 	}
 	value, ok := strings.CutPrefix(strings.TrimSpace(header), "sha256=")
 	got, err := hex.DecodeString(value)
 	if !ok || err != nil {
-		return unauthorized("X-Webhook-Signature must be sha256=<hex>")
+		return -1, unauthorized("X-Webhook-Signature must be sha256=<hex>")
 	}
-	for _, secret := range v.Secrets {
+	for si, secret := range v.Secrets {
 		mac := hmac.New(sha256.New, secret)
 		mac.Write(body)
 		if hmac.Equal(got, mac.Sum(nil)) {
-			return nil
+			return si, nil
 		}
 	}
-	return unauthorized("webhook signature does not match")
+	return -1, unauthorized("webhook signature does not match")
 }
 
 // SignStandard returns the Standard Webhooks signature header value of a message for each secret, space

@@ -673,13 +673,15 @@ func TestEventsSignatures(t *testing.T) {
 		require.Equal(t, sig, transport.SignStandard("msg_"+id, time.Unix(parsed, 0), []byte(body), key1), "cross-check")
 		r := post(body, "webhook-id", "msg_"+id, "webhook-timestamp", ts, "webhook-signature", sig)
 		accepted(t, r, id)
-		assert.Equal(t, "signature:standard-webhooks", s.storedEvents("signed-" + id)[0].Metadata["caller"])
+		assert.Equal(t, "signature:standard-webhooks:0", s.storedEvents("signed-" + id)[0].Metadata["caller"])
 	})
 	t.Run("Standard Webhooks with the second secret (rotation)", func(t *testing.T) {
 		id, body := event()
 		ts := now()
 		accepted(t, post(body, "webhook-id", "msg_"+id, "webhook-timestamp", ts,
 			"webhook-signature", standardSignature(key2, "msg_"+id, ts, body)), id)
+		assert.Equal(t, "signature:standard-webhooks:1", s.storedEvents("signed-" + id)[0].Metadata["caller"],
+			"the caller is told apart by its secret (the rate limit's key)")
 	})
 	t.Run("several signatures of which only one is right", func(t *testing.T) {
 		id, body := event()
@@ -697,13 +699,13 @@ func TestEventsSignatures(t *testing.T) {
 		ts := now()
 		r := post(body, "svix-id", "msg_"+id, "svix-timestamp", ts, "svix-signature", standardSignature(key1, "msg_"+id, ts, body))
 		accepted(t, r, id)
-		assert.Equal(t, "signature:svix", s.storedEvents("signed-" + id)[0].Metadata["caller"])
+		assert.Equal(t, "signature:svix:0", s.storedEvents("signed-" + id)[0].Metadata["caller"])
 	})
 	t.Run("X-Webhook-Signature hex HMAC of the body", func(t *testing.T) {
 		id, body := event()
 		r := post(body, "X-Webhook-Signature", hexSignature(key1, body))
 		accepted(t, r, id)
-		assert.Equal(t, "signature:x-webhook-signature", s.storedEvents("signed-" + id)[0].Metadata["caller"])
+		assert.Equal(t, "signature:x-webhook-signature:0", s.storedEvents("signed-" + id)[0].Metadata["caller"])
 		id, body = event()
 		accepted(t, post(body, "X-Webhook-Signature", hexSignature(key2, body)), id)
 	})
