@@ -117,8 +117,9 @@ type Store interface {
 	// Claim leases up to limit pending deliveries due at now to one sender until now+lease, soonest first; a
 	// delivery leased to another sender is never returned.
 	Claim(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Delivery, error)
-	// Record saves an attempt's outcome, releases the lease, and saves the webhook's changed state when w is
-	// not nil.
+	// Record saves an attempt's outcome, releases the lease, and, when w is not nil, the webhook state the
+	// sender decides: FailingSince, and Enabled turned off with its DisabledReason. Other settings, which an
+	// admin may have changed meanwhile, are left as they are.
 	Record(ctx context.Context, d Delivery, w *Webhook) error
 	// Delivery returns one delivery; an error matching userhook.ErrNotFound when there is none.
 	Delivery(ctx context.Context, id string) (Delivery, error)

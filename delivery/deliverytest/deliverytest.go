@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -54,6 +55,7 @@ func Run(t *testing.T, newStore func(t *testing.T) delivery.Store) {
 		{"RecordSavesOutcomeAndReleasesLease", testRecord},
 		{"RecordSavesWebhookChange", testRecordWebhook},
 		{"RecordAfterWebhookDeleted", testRecordDeletedWebhook},
+		{"RecordKeepsAConcurrentChange", testRecordKeepsConcurrentChange},
 		{"DeliveriesPagesNewestFirst", testDeliveriesPages},
 		{"DeliveriesFilterByStatus", testDeliveriesStatus},
 		{"NextDue", testNextDue},
@@ -517,6 +519,35 @@ func testRecordWebhook(t *testing.T, s delivery.Store) {
 	gotD, err := s.Delivery(ctx, d.ID)
 	require.NoError(t, err)
 	assert.Equal(t, d, gotD)
+}
+
+// The sender read the webhook before an admin changed it; its Record writes only what it decides.
+func testRecordKeepsConcurrentChange(t *testing.T, s delivery.Store) {
+	ctx := context.Background()
+	w := webhook("wh_a", t0)
+	createWebhooks(t, s, w)
+	enqueue(t, s, 1, pending("wh_a", "e1", 1, t0))
+	claimed, err := s.Claim(ctx, t0, time.Minute, 1)
+	require.NoError(t, err)
+	require.Len(t, claimed, 1)
+
+	changed := w
+	changed.Name, changed.URL, changed.Secrets = "renamed", "https://new.example/hook", []string{"whsec_" + strings.Repeat("A", 32)}
+	changed.Enabled, changed.UpdatedAt = false, t0.Add(time.Minute)
+	require.NoError(t, s.UpdateWebhook(ctx, changed))
+
+	senderCopy := w // as the sender read it, before the change
+	senderCopy.FailingSince, senderCopy.UpdatedAt = t0, t0.Add(2*time.Minute)
+	d := claimed[0]
+	d.Status, d.Attempts = delivery.StatusPending, 1
+	require.NoError(t, s.Record(ctx, d, &senderCopy))
+	got, err := s.Webhook(ctx, "wh_a")
+	require.NoError(t, err)
+	assert.Equal(t, "renamed", got.Name)
+	assert.Equal(t, changed.URL, got.URL)
+	assert.Equal(t, changed.Secrets, got.Secrets)
+	assert.False(t, got.Enabled, "the sender never re-enables a webhook an admin disabled")
+	assert.True(t, t0.Equal(got.FailingSince), "what the sender decides is saved")
 }
 
 func testRecordDeletedWebhook(t *testing.T, s delivery.Store) {

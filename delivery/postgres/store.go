@@ -298,8 +298,12 @@ func (s *Store) Record(ctx context.Context, d delivery.Delivery, w *delivery.Web
 			return fmt.Errorf("delivery/postgres: record: %w", err)
 		}
 		if w != nil {
-			if err := updateWebhook(ctx, tx, *w); err != nil && !errors.Is(err, userhook.ErrNotFound) {
-				return err
+			// Only what the sender decides: a concurrent PATCH of the other settings stands, and an admin's
+			// disabling stands too (the sender can only ever disable).
+			if _, err := tx.Exec(ctx, `UPDATE webhooks SET failing_since = $2, enabled = enabled AND $3,
+				disabled_reason = CASE WHEN enabled AND NOT $3 THEN $4 ELSE disabled_reason END, updated_at = $5 WHERE id = $1`,
+				w.ID, nanos(w.FailingSince), w.Enabled, w.DisabledReason, nanos(w.UpdatedAt)); err != nil {
+				return fmt.Errorf("delivery/postgres: record webhook: %w", err)
 			}
 		}
 		return nil

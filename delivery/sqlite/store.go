@@ -264,8 +264,13 @@ func (s *Store) Record(ctx context.Context, d delivery.Delivery, w *delivery.Web
 			return fmt.Errorf("delivery/sqlite: record: %w", err)
 		}
 		if w != nil {
-			if err := updateWebhook(ctx, tx, *w); err != nil && !errors.Is(err, userhook.ErrNotFound) {
-				return err
+			// Only what the sender decides: a concurrent PATCH of the other settings stands, and an admin's
+			// disabling stands too (the sender can only ever disable).
+			if _, err := tx.ExecContext(ctx, `UPDATE webhooks SET failing_since = ?,
+				disabled_reason = CASE WHEN enabled = 1 AND ? = 0 THEN ? ELSE disabled_reason END,
+				enabled = enabled AND ?, updated_at = ? WHERE id = ?`,
+				nanos(w.FailingSince), boolInt(w.Enabled), w.DisabledReason, boolInt(w.Enabled), nanos(w.UpdatedAt), w.ID); err != nil {
+				return fmt.Errorf("delivery/sqlite: record webhook: %w", err)
 			}
 		}
 		return nil
