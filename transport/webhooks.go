@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -223,6 +224,7 @@ func (s *Server) patchWebhook(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	before := w
 	applyWebhookRequest(&w, req)
 	if err := validateWebhook(w, decoding, s.deps.AllowPrivate); err != nil {
 		return err
@@ -230,9 +232,12 @@ func (s *Server) patchWebhook(c echo.Context) error {
 	if len(w.Secrets) == 0 {
 		w.Secrets = []string{delivery.NewSecret()}
 	}
-	// A changed webhook applies from the next event on.
-	if w.FromPosition, err = s.deps.Events.LastPosition(ctx); err != nil {
-		return err
+	// A webhook whose target changed (url, events, enabled) applies from the next event on; a rename or a new
+	// secret leaves alone what is already on its way to it.
+	if w.URL != before.URL || !slices.Equal(w.Events, before.Events) || w.Enabled != before.Enabled {
+		if w.FromPosition, err = s.deps.Events.LastPosition(ctx); err != nil {
+			return err
+		}
 	}
 	w.UpdatedAt = time.Now().UTC()
 	if err := s.deps.Webhooks.UpdateWebhook(ctx, w); err != nil {

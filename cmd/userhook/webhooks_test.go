@@ -1149,3 +1149,29 @@ func TestWebhookDeliveryDoesNotFollowRedirects(t *testing.T) {
 	assert.Contains(t, d.Error, "307")
 	assert.Empty(t, target.got(), "the redirect target gets nothing")
 }
+
+// A rename or a new secret keeps what is already on its way to the webhook; a new target starts from the
+// next event.
+func TestWebhookPatchKeepsEventsInFlight(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	cfg.WebhookAllowPrivate = true
+	s := startServer(t, cfg)
+	r := s.authed(http.MethodPost, "/api/webhooks", `{"name":"a","url":"http://127.0.0.1:9/x","events":["all"]}`, adminKey)
+	require.Equal(t, http.StatusCreated, r.Status)
+	var created struct{ Data struct{ ID string } }
+	require.NoError(t, json.Unmarshal(r.Body, &created))
+	id := created.Data.ID
+	from := func() int64 {
+		w, err := s.Main.storage.hooks.Webhook(context.Background(), id)
+		require.NoError(t, err)
+		return w.FromPosition
+	}
+	require.Equal(t, int64(0), from())
+	require.Equal(t, http.StatusOK, s.postUser("auth0|inflight", "f@example.com").Status)
+
+	require.Equal(t, http.StatusOK, s.authed(http.MethodPatch, "/api/webhooks/"+id, `{"name":"renamed"}`, adminKey).Status)
+	assert.Equal(t, int64(0), from(), "a rename keeps the events stored before it")
+	require.Equal(t, http.StatusOK, s.authed(http.MethodPatch, "/api/webhooks/"+id, `{"events":["user.deleted"]}`, adminKey).Status)
+	assert.Equal(t, int64(1), from(), "a new filter applies from the next event on")
+}
