@@ -117,6 +117,9 @@ type Store interface {
 	// Claim leases up to limit pending deliveries due at now to one sender until now+lease, soonest first; a
 	// delivery leased to another sender is never returned.
 	Claim(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Delivery, error)
+	// ClaimOne leases the delivery id to one sender until now+lease, whatever its status, unless another
+	// sender holds it (then ok is false); an error matching userhook.ErrNotFound when there is no such delivery.
+	ClaimOne(ctx context.Context, id string, now time.Time, lease time.Duration) (d Delivery, ok bool, err error)
 	// Record saves an attempt's outcome, releases the lease, and, when w is not nil, the webhook state the
 	// sender decides: FailingSince, and Enabled turned off with its DisabledReason. Other settings, which an
 	// admin may have changed meanwhile, are left as they are.

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"sort"
@@ -305,9 +306,14 @@ func (s *Server) listDeliveries(c echo.Context) error {
 
 func (s *Server) retryDelivery(c echo.Context) error {
 	ctx := c.Request().Context()
-	d, err := s.deps.Webhooks.Delivery(ctx, c.Param("deliveryId"))
+	// The manual attempt takes the delivery's lease like any sender, so it never goes out twice at once.
+	d, ok, err := s.deps.Webhooks.ClaimOne(ctx, c.Param("deliveryId"), time.Now().UTC(), 2*delivery.Timeout)
 	if err != nil {
 		return err
+	}
+	if !ok {
+		c.Response().Header().Set("Retry-After", "10")
+		return fmt.Errorf("%w: the delivery is being sent right now; retry in a few seconds", userhook.ErrConflict)
 	}
 	d, err = s.deps.Sender.Attempt(ctx, d, true)
 	if err != nil {

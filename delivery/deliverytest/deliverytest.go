@@ -56,6 +56,7 @@ func Run(t *testing.T, newStore func(t *testing.T) delivery.Store) {
 		{"RecordSavesWebhookChange", testRecordWebhook},
 		{"RecordAfterWebhookDeleted", testRecordDeletedWebhook},
 		{"RecordKeepsAConcurrentChange", testRecordKeepsConcurrentChange},
+		{"ClaimOneRespectsTheLease", testClaimOne},
 		{"DeliveriesPagesNewestFirst", testDeliveriesPages},
 		{"DeliveriesFilterByStatus", testDeliveriesStatus},
 		{"NextDue", testNextDue},
@@ -519,6 +520,30 @@ func testRecordWebhook(t *testing.T, s delivery.Store) {
 	gotD, err := s.Delivery(ctx, d.ID)
 	require.NoError(t, err)
 	assert.Equal(t, d, gotD)
+}
+
+func testClaimOne(t *testing.T, s delivery.Store) {
+	ctx := context.Background()
+	createWebhooks(t, s, webhook("wh_a", t0))
+	enqueue(t, s, 1, pending("wh_a", "e1", 1, t0))
+	claimed, err := s.Claim(ctx, t0, time.Minute, 1)
+	require.NoError(t, err)
+	require.Len(t, claimed, 1)
+	id := claimed[0].ID
+
+	_, ok, err := s.ClaimOne(ctx, id, t0.Add(time.Second), time.Minute)
+	require.NoError(t, err)
+	assert.False(t, ok, "a delivery another sender holds is not handed out again")
+	d, ok, err := s.ClaimOne(ctx, id, t0.Add(2*time.Minute), time.Minute)
+	require.NoError(t, err)
+	assert.True(t, ok, "once the lease ended it is")
+	assert.Equal(t, id, d.ID)
+	again, err := s.Claim(ctx, t0.Add(2*time.Minute), time.Minute, 10)
+	require.NoError(t, err)
+	assert.Empty(t, again, "and Claim sees it leased")
+
+	_, _, err = s.ClaimOne(ctx, "dlv_nope", t0, time.Minute)
+	assert.ErrorIs(t, err, userhook.ErrNotFound)
 }
 
 // The sender read the webhook before an admin changed it; its Record writes only what it decides.

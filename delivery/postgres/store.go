@@ -287,6 +287,26 @@ func (s *Store) Claim(ctx context.Context, now time.Time, lease time.Duration, l
 	return out, nil
 }
 
+// ClaimOne implements delivery.Store.
+func (s *Store) ClaimOne(ctx context.Context, id string, now time.Time, lease time.Duration) (delivery.Delivery, bool, error) {
+	d, err := scanDelivery(s.db.Pool.QueryRow(ctx, `UPDATE deliveries SET locked_until = $1
+		WHERE id = $2 AND locked_until <= $3 RETURNING `+deliveryColumns, nanos(now.Add(lease)), id, nanos(now)))
+	if err == nil {
+		return d, true, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return delivery.Delivery{}, false, fmt.Errorf("delivery/postgres: claim one: %w", err)
+	}
+	var exists bool
+	if err := s.db.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM deliveries WHERE id = $1)`, id).Scan(&exists); err != nil {
+		return delivery.Delivery{}, false, fmt.Errorf("delivery/postgres: claim one: %w", err)
+	}
+	if !exists {
+		return delivery.Delivery{}, false, fmt.Errorf("%w: no delivery %q", userhook.ErrNotFound, id)
+	}
+	return delivery.Delivery{}, false, nil
+}
+
 // Record implements delivery.Store. A delivery or webhook deleted meanwhile is no error: there is nothing left
 // to record.
 func (s *Store) Record(ctx context.Context, d delivery.Delivery, w *delivery.Webhook) error {

@@ -255,6 +255,34 @@ func (s *Store) Claim(ctx context.Context, now time.Time, lease time.Duration, l
 	return out, nil
 }
 
+// ClaimOne implements delivery.Store.
+func (s *Store) ClaimOne(ctx context.Context, id string, now time.Time, lease time.Duration) (delivery.Delivery, bool, error) {
+	var d delivery.Delivery
+	var found bool
+	err := s.db.Tx(ctx, false, func(tx *sql.Tx) error {
+		var err error
+		d, err = scanDelivery(tx.QueryRowContext(ctx, `UPDATE deliveries SET locked_until = ?
+			WHERE id = ? AND locked_until <= ? RETURNING `+deliveryColumns, nanos(now.Add(lease)), id, nanos(now)))
+		if errors.Is(err, sql.ErrNoRows) {
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM deliveries WHERE id = ?`, id).Scan(&n); err != nil {
+				return err
+			}
+			found = n > 0
+			return nil
+		}
+		found = err == nil
+		return err
+	})
+	if err != nil {
+		return delivery.Delivery{}, false, fmt.Errorf("delivery/sqlite: claim one: %w", err)
+	}
+	if !found {
+		return delivery.Delivery{}, false, fmt.Errorf("%w: no delivery %q", userhook.ErrNotFound, id)
+	}
+	return d, d.ID != "", nil
+}
+
 // Record implements delivery.Store.
 func (s *Store) Record(ctx context.Context, d delivery.Delivery, w *delivery.Webhook) error {
 	return s.db.Tx(ctx, false, func(tx *sql.Tx) error {
