@@ -154,3 +154,8 @@ func tryPost(base, userID string) (int, error) {
 	_, _ = io.Copy(io.Discard, resp.Body)
 	return resp.StatusCode, nil
 }
+
+// stringsBuilder is a strings.Builder with a trimmed view, for CLI output.
+type stringsBuilder struct{ strings.Builder }
+
+func (b *stringsBuilder) trimmed() string { return strings.TrimSpace(b.String()) }
