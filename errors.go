@@ -43,6 +43,7 @@ func (fe FieldErrors) Err() error {
 	return fe
 }
 
+// Error lists every fault, field by field.
 func (fe FieldErrors) Error() string {
 	parts := make([]string, len(fe))
 	for i, f := range fe {

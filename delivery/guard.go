@@ -24,6 +24,7 @@ type RefusedAddressError struct {
 	Reason string
 }
 
+// Error says which address was refused and why.
 func (e *RefusedAddressError) Error() string {
 	return e.Address.String() + " " + e.Reason
 }

@@ -76,6 +76,7 @@ type VersionConflictError struct {
 	Actual   int64
 }
 
+// Error says which stream was at which version.
 func (e *VersionConflictError) Error() string {
 	return fmt.Sprintf("eventstore: stream %q is at version %d, expected %d", e.Stream, e.Actual, e.Expected)
 }
@@ -88,6 +89,7 @@ type DuplicateError struct {
 	EventID string
 }
 
+// Error names the event id that is stored already.
 func (e *DuplicateError) Error() string {
 	return fmt.Sprintf("eventstore: event %q is already stored", e.EventID)
 }

@@ -82,6 +82,7 @@ func openStorage(ctx context.Context, cfg Config) (*storage, error) {
 	return &storage{db: db, events: events, keys: keys, reads: reads, hooks: hooks}, nil
 }
 
+// Close stops the event store and closes the databases.
 func (s *storage) Close() error {
 	var errs []error
 	if s.events != nil {

@@ -36,6 +36,7 @@ func newLogWriter(w io.Writer, interval time.Duration) *logWriter {
 	return lw
 }
 
+// Write buffers p.
 func (lw *logWriter) Write(p []byte) (int, error) {
 	lw.mu.Lock()
 	defer lw.mu.Unlock()
