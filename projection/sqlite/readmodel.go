@@ -128,24 +128,34 @@ func (m *ReadModel) Update(ctx context.Context, name string, position int64, use
 func (m *ReadModel) Batch(ctx context.Context, name string, position int64, userIDs []string,
 	fn func(rows map[string]*aggregate.User) ([]string, error)) error {
 	return m.db.Tx(ctx, false, func(tx *sql.Tx) error {
-		get, err := tx.PrepareContext(ctx, `SELECT `+userColumns+` FROM users WHERE user_id = ?`)
+		// One query for every row of the batch (a JSON array of ids), not one per user.
+		ids, err := json.Marshal(userIDs)
 		if err != nil {
 			return err
 		}
-		defer get.Close()
+		found, err := tx.QueryContext(ctx, `SELECT `+userColumns+` FROM users WHERE user_id IN (SELECT value FROM json_each(?))`, string(ids))
+		if err != nil {
+			return fmt.Errorf("readmodel: read rows: %w", err)
+		}
 		rows := make(map[string]*aggregate.User, len(userIDs))
-		for _, id := range userIDs {
-			if _, ok := rows[id]; ok {
-				continue
-			}
-			u, err := scanUser(get.QueryRowContext(ctx, id))
-			if errors.Is(err, sql.ErrNoRows) {
-				u, err = aggregate.User{ID: id}, nil
-			}
+		for found.Next() {
+			u, err := scanUser(found)
 			if err != nil {
-				return fmt.Errorf("readmodel: read %s: %w", id, err)
+				found.Close()
+				return fmt.Errorf("readmodel: read rows: %w", err)
 			}
-			rows[id] = &u
+			rows[u.ID] = &u
+		}
+		if err := found.Close(); err != nil {
+			return err
+		}
+		if err := found.Err(); err != nil {
+			return err
+		}
+		for _, id := range userIDs {
+			if _, ok := rows[id]; !ok {
+				rows[id] = &aggregate.User{ID: id}
+			}
 		}
 		changed, err := fn(rows)
 		if err != nil {
