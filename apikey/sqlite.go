@@ -6,7 +6,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"time"
 
 	"github.com/userhook/userhook/internal/sqlitedb"
@@ -22,11 +21,7 @@ var _ Store = (*SQLiteStore)(nil)
 
 // NewSQLiteStore migrates the api_keys table and returns the store.
 func NewSQLiteStore(ctx context.Context, db *sqlitedb.DB) (*SQLiteStore, error) {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	if err := db.Migrate(ctx, "api_keys", sub); err != nil {
+	if err := db.Migrate(ctx, "api_keys", migrations); err != nil {
 		return nil, err
 	}
 	return &SQLiteStore{db: db}, nil

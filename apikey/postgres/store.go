@@ -7,7 +7,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -26,11 +25,7 @@ type Store struct{ db *postgresdb.DB }
 
 // New migrates the api_keys table of db and returns the store.
 func New(ctx context.Context, db *postgresdb.DB) (*Store, error) {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	if err := db.Migrate(ctx, "api_keys", sub); err != nil {
+	if err := db.Migrate(ctx, "api_keys", migrations); err != nil {
 		return nil, err
 	}
 	return &Store{db: db}, nil

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,11 +33,7 @@ type Store struct{ db *postgresdb.DB }
 
 // New migrates the webhook tables of db and returns the store.
 func New(ctx context.Context, db *postgresdb.DB) (*Store, error) {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	if err := db.Migrate(ctx, "webhooks", sub); err != nil {
+	if err := db.Migrate(ctx, "webhooks", migrations); err != nil {
 		return nil, err
 	}
 	return &Store{db: db}, nil

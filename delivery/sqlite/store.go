@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"slices"
 	"strings"
 	"time"
@@ -29,11 +28,7 @@ type Store struct{ db *sqlitedb.DB }
 
 // New migrates the webhook tables of db.
 func New(ctx context.Context, db *sqlitedb.DB) (*Store, error) {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	if err := db.Migrate(ctx, "webhooks", sub); err != nil {
+	if err := db.Migrate(ctx, "webhooks", migrations); err != nil {
 		return nil, err
 	}
 	return &Store{db: db}, nil

@@ -18,7 +18,6 @@ import (
 	"embed"
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"time"
 
@@ -58,11 +57,7 @@ type Store struct {
 
 // New migrates the events tables, starts the writer, and listens for commits of other instances.
 func New(ctx context.Context, db *postgresdb.DB) (*Store, error) {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	if err := db.Migrate(ctx, "events", sub); err != nil {
+	if err := db.Migrate(ctx, "events", migrations); err != nil {
 		return nil, err
 	}
 	s := &Store{

@@ -54,7 +54,7 @@ type Stats struct {
 
 // New migrates the events table in db and starts the writer. Close stops it.
 func New(ctx context.Context, db *sqlitedb.DB) (*Store, error) {
-	if err := db.Migrate(ctx, "events", mustSub(migrations, "migrations")); err != nil {
+	if err := db.Migrate(ctx, "events", migrations); err != nil {
 		return nil, err
 	}
 	s := &Store{db: db, now: func() time.Time { return time.Now().UTC() }}

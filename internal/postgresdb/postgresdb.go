@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"path"
 	"sort"
 	"strings"
 
@@ -47,7 +48,8 @@ func (db *DB) Close() error {
 // migrationLock is the advisory lock key that serialises migrations of concurrently starting instances.
 const migrationLock = 0x75686d6967 // "uhmig"
 
-// Migrate applies, in file-name order, every *.sql file of migrations that component has not applied yet, each
+// Migrate applies, in file-name order, every migrations/*.sql file of migrations (a component's embedded
+// files, laid out as //go:embed migrations/*.sql) that component has not applied yet, each
 // in its own transaction with the record that it ran, under an advisory lock.
 func (db *DB) Migrate(ctx context.Context, component string, migrations fs.FS) error {
 	conn, err := db.Pool.Acquire(ctx)
@@ -63,7 +65,7 @@ func (db *DB) Migrate(ctx context.Context, component string, migrations fs.FS) e
 		component TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (component, name))`); err != nil {
 		return fmt.Errorf("postgresdb: migrations table: %w", err)
 	}
-	names, err := fs.Glob(migrations, "*.sql")
+	names, err := fs.Glob(migrations, "migrations/*.sql")
 	if err != nil {
 		return err
 	}
@@ -79,7 +81,7 @@ func (db *DB) Migrate(ctx context.Context, component string, migrations fs.FS) e
 		}
 		var done bool
 		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE component = $1 AND name = $2)`,
-			component, name).Scan(&done); err != nil {
+			component, path.Base(name)).Scan(&done); err != nil {
 			_ = tx.Rollback(ctx)
 			return err
 		}
@@ -90,7 +92,7 @@ func (db *DB) Migrate(ctx context.Context, component string, migrations fs.FS) e
 					return fmt.Errorf("postgresdb: migrate %s/%s: %w", component, name, err)
 				}
 			}
-			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (component, name) VALUES ($1, $2)`, component, name); err != nil {
+			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (component, name) VALUES ($1, $2)`, component, path.Base(name)); err != nil {
 				_ = tx.Rollback(ctx)
 				return err
 			}

@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -99,7 +100,8 @@ func (db *DB) Close() error {
 	return err2
 }
 
-// Migrate applies, in file-name order, every *.sql file of migrations that component has not applied yet.
+// Migrate applies, in file-name order, every migrations/*.sql file of migrations (a component's embedded
+// files, laid out as //go:embed migrations/*.sql) that component has not applied yet.
 // Each file runs in its own transaction together with the record that it ran.
 func (db *DB) Migrate(ctx context.Context, component string, migrations fs.FS) error {
 	db.migrateMu.Lock()
@@ -108,7 +110,7 @@ func (db *DB) Migrate(ctx context.Context, component string, migrations fs.FS) e
 		component TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (component, name))`); err != nil {
 		return fmt.Errorf("sqlitedb: migrations table: %w", err)
 	}
-	names, err := fs.Glob(migrations, "*.sql")
+	names, err := fs.Glob(migrations, "migrations/*.sql")
 	if err != nil {
 		return err
 	}
@@ -118,7 +120,8 @@ func (db *DB) Migrate(ctx context.Context, component string, migrations fs.FS) e
 		if err != nil {
 			return err
 		}
-		if err := db.applyOne(ctx, component, name, string(body)); err != nil {
+		// Recorded by file name alone, as before the directory was part of the pattern.
+		if err := db.applyOne(ctx, component, path.Base(name), string(body)); err != nil {
 			return fmt.Errorf("sqlitedb: migrate %s/%s: %w", component, name, err)
 		}
 	}

@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"io/fs"
 	"slices"
 	"strings"
 	"time"
@@ -36,11 +35,7 @@ type ReadModel struct{ db *postgresdb.DB }
 
 // New migrates the read-model tables of db and returns the read model on them.
 func New(ctx context.Context, db *postgresdb.DB) (*ReadModel, error) {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	if err := db.Migrate(ctx, "readmodel", sub); err != nil {
+	if err := db.Migrate(ctx, "readmodel", migrations); err != nil {
 		return nil, err
 	}
 	return &ReadModel{db: db}, nil

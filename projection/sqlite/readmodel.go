@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"strings"
 	"time"
 
@@ -28,11 +27,7 @@ type ReadModel struct{ db *sqlitedb.DB }
 
 // New migrates the read-model tables of db.
 func New(ctx context.Context, db *sqlitedb.DB) (*ReadModel, error) {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	if err := db.Migrate(ctx, "readmodel", sub); err != nil {
+	if err := db.Migrate(ctx, "readmodel", migrations); err != nil {
 		return nil, err
 	}
 	return &ReadModel{db: db}, nil
