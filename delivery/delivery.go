@@ -7,7 +7,6 @@ package delivery
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"net/url"
@@ -18,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/userhook/userhook"
+	"github.com/userhook/userhook/standardwebhooks"
 )
 
 // ConsumerName is the delivery consumer's Watermill handler name and checkpoint. Never rename it.
@@ -142,20 +142,15 @@ func NewID(prefix string) string {
 }
 
 // NewSecret returns a new whsec_ signing secret of 24 random bytes.
-func NewSecret() string {
-	b := make([]byte, 24)
-	_, _ = rand.Read(b)
-	return "whsec_" + base64.StdEncoding.EncodeToString(b)
-}
+func NewSecret() string { return standardwebhooks.NewSecret() }
 
-// DecodeSecret returns the HMAC key of a whsec_ secret.
+// DecodeSecret returns the HMAC key of a whsec_ secret; an outbound secret must hold at least 16 bytes.
 func DecodeSecret(s string) ([]byte, error) {
-	raw, ok := strings.CutPrefix(s, "whsec_")
-	b, err := base64.StdEncoding.DecodeString(raw)
-	if !ok || err != nil || len(b) < 16 {
+	key, err := standardwebhooks.ParseSecret(s)
+	if err != nil || len(key) < 16 {
 		return nil, fmt.Errorf("%w: a secret is whsec_ followed by base64 of at least 16 bytes", userhook.ErrInvalid)
 	}
-	return b, nil
+	return key, nil
 }
 
 // Mask shows the end of a secret only.

@@ -1,11 +1,10 @@
 package delivery
 
 import (
+	"github.com/userhook/userhook/standardwebhooks"
+
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -286,19 +285,13 @@ func (e *retryAfterError) Error() string {
 
 // Sign returns the Standard Webhooks signature header value for a message, one v1 signature per secret.
 func Sign(id string, timestamp time.Time, body []byte, secrets []string) string {
-	ts := strconv.FormatInt(timestamp.Unix(), 10)
-	var sigs []string
+	keys := make([][]byte, 0, len(secrets))
 	for _, secret := range secrets {
-		key, err := DecodeSecret(secret)
-		if err != nil {
-			continue
+		if key, err := DecodeSecret(secret); err == nil {
+			keys = append(keys, key)
 		}
-		mac := hmac.New(sha256.New, key)
-		mac.Write([]byte(id + "." + ts + "."))
-		mac.Write(body)
-		sigs = append(sigs, "v1,"+base64.StdEncoding.EncodeToString(mac.Sum(nil)))
 	}
-	return strings.Join(sigs, " ")
+	return standardwebhooks.Sign(id, timestamp, body, keys...)
 }
 
 // send posts the delivery and returns the response status and the start of its body.

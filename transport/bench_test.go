@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"github.com/userhook/userhook/standardwebhooks"
 	"net/http"
 	"testing"
 	"time"
@@ -36,7 +37,7 @@ func BenchmarkVerifyStandardSignature(b *testing.B) {
 	h := http.Header{}
 	h.Set("webhook-id", "msg_1")
 	h.Set("webhook-timestamp", "1700000000")
-	h.Set("webhook-signature", SignStandard("msg_1", now, body, secret))
+	h.Set("webhook-signature", standardwebhooks.Sign("msg_1", now, body, secret))
 	v := &WebhookVerifier{Secrets: [][]byte{secret}, Now: func() time.Time { return now }}
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/userhook/userhook"
 	"github.com/userhook/userhook/aggregate"
+	"github.com/userhook/userhook/standardwebhooks"
 )
 
 // The fuzz targets below hold every decoder of outside input to the same promises: it never panics, every
@@ -357,28 +358,28 @@ func FuzzVerifySignature(f *testing.F) {
 		readSeed(f, "cloudevents", "batch.json"),
 		nil,
 	} {
-		f.Add("msg_1", ts, SignStandard("msg_1", fuzzNow, body, fuzzSecretA), hexOf(fuzzSecretA, body), body)
-		f.Add("msg_1", ts, SignStandard("msg_1", fuzzNow, body, fuzzSecretB), hexOf(fuzzSecretB, body), body)
-		f.Add("msg_1", ts, SignStandard("msg_1", fuzzNow, body, []byte("other"), fuzzSecretB), hexOf([]byte("other"), body), body)
-		f.Add("msg_1", ts, SignStandard("msg_1", fuzzNow, body, []byte("other")), "", body)
+		f.Add("msg_1", ts, standardwebhooks.Sign("msg_1", fuzzNow, body, fuzzSecretA), hexOf(fuzzSecretA, body), body)
+		f.Add("msg_1", ts, standardwebhooks.Sign("msg_1", fuzzNow, body, fuzzSecretB), hexOf(fuzzSecretB, body), body)
+		f.Add("msg_1", ts, standardwebhooks.Sign("msg_1", fuzzNow, body, []byte("other"), fuzzSecretB), hexOf([]byte("other"), body), body)
+		f.Add("msg_1", ts, standardwebhooks.Sign("msg_1", fuzzNow, body, []byte("other")), "", body)
 	}
 	body := []byte(`{"detail":{"data":{"user_name":"a@b.c","user_id":"u1"}}}`)
-	good := SignStandard("msg_2", fuzzNow, body, fuzzSecretA)
+	good := standardwebhooks.Sign("msg_2", fuzzNow, body, fuzzSecretA)
 	for _, s := range []struct{ id, ts, sig, hexSig string }{
 		{"", "", "", ""},
 		{"msg_2", "", good, ""},
 		{"", ts, good, ""},
 		{"msg_2", ts, "", ""},
 		{"msg_2", "abc", good, "sha256=zz"},
-		{"msg_2", "+" + ts, SignStandard("msg_2", fuzzNow, body, fuzzSecretA), "sha256="},
+		{"msg_2", "+" + ts, standardwebhooks.Sign("msg_2", fuzzNow, body, fuzzSecretA), "sha256="},
 		{"msg_2", "9223372036854775807", good, "sha256=0"},
 		{"msg_2", "-9223372036854775808", good, "SHA256=" + hex.EncodeToString(bodyMAC(fuzzSecretA, body))},
 		{"msg_2", "99999999999999999999", good, "  " + strings.ToUpper(hexOf(fuzzSecretA, body)[7:]) + "  "},
-		{"msg_2", tsAt(SignatureTolerance), SignStandard("msg_2", fuzzNow.Add(SignatureTolerance), body, fuzzSecretA),
+		{"msg_2", tsAt(SignatureTolerance), standardwebhooks.Sign("msg_2", fuzzNow.Add(SignatureTolerance), body, fuzzSecretA),
 			" sha256=" + strings.ToUpper(hex.EncodeToString(bodyMAC(fuzzSecretA, body))) + "\t"},
-		{"msg_2", tsAt(-SignatureTolerance), SignStandard("msg_2", fuzzNow.Add(-SignatureTolerance), body, fuzzSecretA), ""},
-		{"msg_2", tsAt(SignatureTolerance + time.Second), SignStandard("msg_2", fuzzNow.Add(SignatureTolerance+time.Second), body, fuzzSecretA), ""},
-		{"msg_2", tsAt(-SignatureTolerance - time.Second), SignStandard("msg_2", fuzzNow.Add(-SignatureTolerance-time.Second), body, fuzzSecretA), ""},
+		{"msg_2", tsAt(-SignatureTolerance), standardwebhooks.Sign("msg_2", fuzzNow.Add(-SignatureTolerance), body, fuzzSecretA), ""},
+		{"msg_2", tsAt(SignatureTolerance + time.Second), standardwebhooks.Sign("msg_2", fuzzNow.Add(SignatureTolerance+time.Second), body, fuzzSecretA), ""},
+		{"msg_2", tsAt(-SignatureTolerance - time.Second), standardwebhooks.Sign("msg_2", fuzzNow.Add(-SignatureTolerance-time.Second), body, fuzzSecretA), ""},
 		{"msg_2", ts, "v2," + good[3:] + " v1,AAAA " + good, ""},
 		{"msg_2", ts, "v1," + good[3:len(good)-2] + "B=", ""},
 		{"msg_2", ts, strings.TrimSuffix(good, "="), ""},

@@ -3,7 +3,6 @@ package transport
 import (
 	"crypto/hmac"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/userhook/userhook"
+	"github.com/userhook/userhook/standardwebhooks"
 )
 
 // SignatureTolerance is how far a signed timestamp may be from now.
@@ -87,22 +87,8 @@ func (v *WebhookVerifier) verifyStandard(id, timestamp, signatures string, body 
 	if skew < -SignatureTolerance {
 		return -1, unauthorized("webhook timestamp is too far in the future")
 	}
-	signed := make([]byte, 0, len(id)+len(timestamp)+len(body)+2)
-	signed = append(append(append(append(append(signed, id...), '.'), timestamp...), '.'), body...)
-	for si, secret := range v.Secrets {
-		mac := hmac.New(sha256.New, secret)
-		mac.Write(signed)
-		want := mac.Sum(nil)
-		for _, sig := range strings.Fields(signatures) {
-			version, value, ok := strings.Cut(sig, ",")
-			if !ok || version != "v1" {
-				continue
-			}
-			got, err := base64.StdEncoding.DecodeString(value)
-			if err == nil && hmac.Equal(got, want) {
-				return si, nil
-			}
-		}
+	if i := standardwebhooks.Match(signatures, id, timestamp, body, v.Secrets); i >= 0 {
+		return i, nil
 	}
 	return -1, unauthorized("webhook signature does not match")
 }
@@ -124,28 +110,4 @@ func (v *WebhookVerifier) verifyHex(header string, body []byte) (int, error) {
 		}
 	}
 	return -1, unauthorized("webhook signature does not match")
-}
-
-// SignStandard returns the Standard Webhooks signature header value of a message for each secret, space
-// separated; receivers and tests use it.
-func SignStandard(id string, timestamp time.Time, body []byte, secrets ...[]byte) string {
-	ts := strconv.FormatInt(timestamp.Unix(), 10)
-	var sigs []string
-	for _, secret := range secrets {
-		mac := hmac.New(sha256.New, secret)
-		mac.Write([]byte(id + "." + ts + "."))
-		mac.Write(body)
-		sigs = append(sigs, "v1,"+base64.StdEncoding.EncodeToString(mac.Sum(nil)))
-	}
-	return strings.Join(sigs, " ")
-}
-
-// ParseSecret decodes a whsec_<base64> secret.
-func ParseSecret(s string) ([]byte, error) {
-	raw, ok := strings.CutPrefix(strings.TrimSpace(s), "whsec_")
-	b, err := base64.StdEncoding.DecodeString(raw)
-	if !ok || err != nil || len(b) == 0 {
-		return nil, errors.New("a webhook secret is whsec_ followed by base64")
-	}
-	return b, nil
 }

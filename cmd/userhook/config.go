@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/userhook/userhook/apikey"
+	"github.com/userhook/userhook/standardwebhooks"
 	"github.com/userhook/userhook/transport"
 )
 
@@ -213,7 +214,7 @@ func parseWebhookSecrets(s string) ([][]byte, error) {
 		if part == "" {
 			continue
 		}
-		b, err := transport.ParseSecret(part)
+		b, err := standardwebhooks.ParseSecret(part)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("webhook-secrets: entry %d: %v", i+1, err))
 			continue

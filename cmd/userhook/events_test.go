@@ -26,6 +26,7 @@ import (
 
 	"github.com/userhook/userhook/aggregate"
 	"github.com/userhook/userhook/eventstore"
+	"github.com/userhook/userhook/standardwebhooks"
 	"github.com/userhook/userhook/transport"
 )
 
@@ -670,7 +671,7 @@ func TestEventsSignatures(t *testing.T) {
 		sig := standardSignature(key1, "msg_"+id, ts, body)
 		parsed, err := strconv.ParseInt(ts, 10, 64)
 		require.NoError(t, err)
-		require.Equal(t, sig, transport.SignStandard("msg_"+id, time.Unix(parsed, 0), []byte(body), key1), "cross-check")
+		require.Equal(t, sig, standardwebhooks.Sign("msg_"+id, time.Unix(parsed, 0), []byte(body), key1), "cross-check")
 		r := post(body, "webhook-id", "msg_"+id, "webhook-timestamp", ts, "webhook-signature", sig)
 		accepted(t, r, id)
 		assert.Equal(t, "signature:standard-webhooks:0", s.storedEvents("signed-" + id)[0].Metadata["caller"])

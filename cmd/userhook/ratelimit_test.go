@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/userhook/userhook/standardwebhooks"
 	"github.com/userhook/userhook/transport"
 )
 
@@ -44,7 +45,7 @@ func TestRateLimits(t *testing.T) {
 			ts := strconv.FormatInt(time.Now().Unix(), 10)
 			return s.do(http.MethodPost, "/events", body, "Content-Type", "application/cloudevents+json",
 				"webhook-id", "msg_"+id, "webhook-timestamp", ts,
-				"webhook-signature", transport.SignStandard("msg_"+id, time.Now(), []byte(body), key))
+				"webhook-signature", standardwebhooks.Sign("msg_"+id, time.Now(), []byte(body), key))
 		}
 		assert.Equal(t, http.StatusOK, post("sig1").Status)
 		assert.Equal(t, http.StatusOK, post("sig2").Status)

@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/userhook/userhook/transport"
+	"github.com/userhook/userhook/standardwebhooks"
 )
 
 // TestSecretsNeverInLogs runs the whole program with a JWT secret, API keys, an inbound webhook secret and an
@@ -50,7 +50,7 @@ func TestSecretsNeverInLogs(t *testing.T) {
 	assert.Equal(t, http.StatusUnauthorized, s.do(http.MethodPost, "/users", `{}`, "Authorization", "Bearer "+tok+"x", "X-API-Key", ingestKey).Status)
 	body := `{"specversion":"1.0","id":"logs-1","source":"s","type":"user.updated","subject":"auth0|logs","data":{"name":"Logs"}}`
 	now := time.Now()
-	sig := transport.SignStandard("msg_logs", now, []byte(body), inboundKey)
+	sig := standardwebhooks.Sign("msg_logs", now, []byte(body), inboundKey)
 	sigs = append(sigs, sig)
 	r = s.do(http.MethodPost, "/events", body, "Content-Type", "application/cloudevents+json",
 		"webhook-id", "msg_logs", "webhook-timestamp", strconv.FormatInt(now.Unix(), 10), "webhook-signature", sig)
