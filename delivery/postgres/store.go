@@ -21,6 +21,7 @@ import (
 	"github.com/userhook/userhook"
 	"github.com/userhook/userhook/delivery"
 	"github.com/userhook/userhook/internal/postgresdb"
+	"github.com/userhook/userhook/internal/unixnano"
 )
 
 //go:embed migrations/*.sql
@@ -37,20 +38,6 @@ func New(ctx context.Context, db *postgresdb.DB) (*Store, error) {
 		return nil, err
 	}
 	return &Store{db: db}, nil
-}
-
-func nanos(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
-}
-
-func fromNanos(n int64) time.Time {
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n).UTC()
 }
 
 // bytes never returns nil, which pgx would send as NULL.
@@ -79,7 +66,7 @@ func scanWebhook(r pgx.Row) (delivery.Webhook, error) {
 	if err := json.Unmarshal(secrets, &w.Secrets); err != nil {
 		return delivery.Webhook{}, err
 	}
-	w.FailingSince, w.CreatedAt, w.UpdatedAt = fromNanos(failing), fromNanos(created), fromNanos(updated)
+	w.FailingSince, w.CreatedAt, w.UpdatedAt = unixnano.Time(failing), unixnano.Time(created), unixnano.Time(updated)
 	return w, nil
 }
 
@@ -94,7 +81,7 @@ func webhookValues(w delivery.Webhook) ([]any, error) {
 	}
 	// JSON goes as text: pgx passes a string to a JSONB parameter as it is.
 	return []any{w.ID, w.Name, w.URL, string(events), w.Enabled, w.ContentType, string(secrets), w.DisabledReason,
-		nanos(w.FailingSince), w.FromPosition, nanos(w.CreatedAt), nanos(w.UpdatedAt)}, nil
+		unixnano.Of(w.FailingSince), w.FromPosition, unixnano.Of(w.CreatedAt), unixnano.Of(w.UpdatedAt)}, nil
 }
 
 // CreateWebhook implements delivery.Store.
@@ -189,7 +176,7 @@ func scanDelivery(r pgx.Row) (delivery.Delivery, error) {
 		return delivery.Delivery{}, err
 	}
 	d.ResponseBody = string(body)
-	d.CreatedAt, d.LastAttemptAt, d.NextAttemptAt = fromNanos(created), fromNanos(last), fromNanos(next)
+	d.CreatedAt, d.LastAttemptAt, d.NextAttemptAt = unixnano.Time(created), unixnano.Time(last), unixnano.Time(next)
 	return d, nil
 }
 
@@ -226,7 +213,7 @@ func (s *Store) Enqueue(ctx context.Context, name string, position int64, delive
 	var batch pgx.Batch
 	for _, d := range sorted {
 		batch.Queue(enqueueOne, d.ID, d.WebhookID, d.EventID, d.EventType, d.Position, bytes(d.Payload), d.Status,
-			nanos(d.CreatedAt), nanos(d.NextAttemptAt))
+			unixnano.Of(d.CreatedAt), unixnano.Of(d.NextAttemptAt))
 	}
 	batch.Queue(advanceCheckpoint, name, position)
 	err := pgx.BeginFunc(ctx, s.db.Pool, func(tx pgx.Tx) error {
@@ -267,7 +254,7 @@ const claim = `WITH due AS MATERIALIZED (
 
 // Claim implements delivery.Store.
 func (s *Store) Claim(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]delivery.Delivery, error) {
-	rows, err := s.db.Pool.Query(ctx, claim, nanos(now.Add(lease)), nanos(now), limit)
+	rows, err := s.db.Pool.Query(ctx, claim, unixnano.Of(now.Add(lease)), unixnano.Of(now), limit)
 	if err != nil {
 		return nil, fmt.Errorf("delivery/postgres: claim: %w", err)
 	}
@@ -285,7 +272,7 @@ func (s *Store) Claim(ctx context.Context, now time.Time, lease time.Duration, l
 // ClaimOne implements delivery.Store.
 func (s *Store) ClaimOne(ctx context.Context, id string, now time.Time, lease time.Duration) (delivery.Delivery, bool, error) {
 	d, err := scanDelivery(s.db.Pool.QueryRow(ctx, `UPDATE deliveries SET locked_until = $1
-		WHERE id = $2 AND locked_until <= $3 RETURNING `+deliveryColumns, nanos(now.Add(lease)), id, nanos(now)))
+		WHERE id = $2 AND locked_until <= $3 RETURNING `+deliveryColumns, unixnano.Of(now.Add(lease)), id, unixnano.Of(now)))
 	if err == nil {
 		return d, true, nil
 	}
@@ -308,8 +295,8 @@ func (s *Store) Record(ctx context.Context, d delivery.Delivery, w *delivery.Web
 	return pgx.BeginFunc(ctx, s.db.Pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `UPDATE deliveries SET status = $2, attempts = $3, response_status = $4,
 			response_body = $5, error = $6, last_attempt_at = $7, next_attempt_at = $8, locked_until = 0 WHERE id = $1`,
-			d.ID, d.Status, d.Attempts, d.ResponseStatus, bytes(d.ResponseBody), d.Error, nanos(d.LastAttemptAt),
-			nanos(d.NextAttemptAt)); err != nil {
+			d.ID, d.Status, d.Attempts, d.ResponseStatus, bytes(d.ResponseBody), d.Error, unixnano.Of(d.LastAttemptAt),
+			unixnano.Of(d.NextAttemptAt)); err != nil {
 			return fmt.Errorf("delivery/postgres: record: %w", err)
 		}
 		if w != nil {
@@ -317,7 +304,7 @@ func (s *Store) Record(ctx context.Context, d delivery.Delivery, w *delivery.Web
 			// disabling stands too (the sender can only ever disable).
 			if _, err := tx.Exec(ctx, `UPDATE webhooks SET failing_since = $2, enabled = enabled AND $3,
 				disabled_reason = CASE WHEN enabled AND NOT $3 THEN $4 ELSE disabled_reason END, updated_at = $5 WHERE id = $1`,
-				w.ID, nanos(w.FailingSince), w.Enabled, w.DisabledReason, nanos(w.UpdatedAt)); err != nil {
+				w.ID, unixnano.Of(w.FailingSince), w.Enabled, w.DisabledReason, unixnano.Of(w.UpdatedAt)); err != nil {
 				return fmt.Errorf("delivery/postgres: record webhook: %w", err)
 			}
 		}
@@ -372,7 +359,7 @@ func (s *Store) NextDue(ctx context.Context) (time.Time, error) {
 	if next == nil {
 		return time.Time{}, nil
 	}
-	return fromNanos(*next), nil
+	return unixnano.Time(*next), nil
 }
 
 // Pending implements delivery.Store.

@@ -16,6 +16,7 @@ import (
 	"github.com/userhook/userhook"
 	"github.com/userhook/userhook/delivery"
 	"github.com/userhook/userhook/internal/sqlitedb"
+	"github.com/userhook/userhook/internal/unixnano"
 )
 
 //go:embed migrations/*.sql
@@ -32,20 +33,6 @@ func New(ctx context.Context, db *sqlitedb.DB) (*Store, error) {
 		return nil, err
 	}
 	return &Store{db: db}, nil
-}
-
-func nanos(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
-}
-
-func fromNanos(n int64) time.Time {
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n).UTC()
 }
 
 func boolInt(b bool) int {
@@ -75,7 +62,7 @@ func scanWebhook(r scanner) (delivery.Webhook, error) {
 		return delivery.Webhook{}, err
 	}
 	w.Enabled = enabled != 0
-	w.FailingSince, w.CreatedAt, w.UpdatedAt = fromNanos(failing), fromNanos(created), fromNanos(updated)
+	w.FailingSince, w.CreatedAt, w.UpdatedAt = unixnano.Time(failing), unixnano.Time(created), unixnano.Time(updated)
 	return w, nil
 }
 
@@ -89,7 +76,7 @@ func webhookValues(w delivery.Webhook) ([]any, error) {
 		return nil, err
 	}
 	return []any{w.ID, w.Name, w.URL, string(events), boolInt(w.Enabled), w.ContentType, string(secrets), w.DisabledReason,
-		nanos(w.FailingSince), w.FromPosition, nanos(w.CreatedAt), nanos(w.UpdatedAt)}, nil
+		unixnano.Of(w.FailingSince), w.FromPosition, unixnano.Of(w.CreatedAt), unixnano.Of(w.UpdatedAt)}, nil
 }
 
 // CreateWebhook implements delivery.Store.
@@ -183,7 +170,7 @@ func scanDelivery(r scanner) (delivery.Delivery, error) {
 		&d.ResponseStatus, &d.ResponseBody, &d.Error, &created, &last, &next); err != nil {
 		return delivery.Delivery{}, err
 	}
-	d.CreatedAt, d.LastAttemptAt, d.NextAttemptAt = fromNanos(created), fromNanos(last), fromNanos(next)
+	d.CreatedAt, d.LastAttemptAt, d.NextAttemptAt = unixnano.Time(created), unixnano.Time(last), unixnano.Time(next)
 	return d, nil
 }
 
@@ -194,7 +181,7 @@ func (s *Store) Enqueue(ctx context.Context, name string, position int64, delive
 			if _, err := tx.ExecContext(ctx, `INSERT INTO deliveries (id, webhook_id, event_id, event_type, position, payload,
 				status, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 				ON CONFLICT (webhook_id, event_id) DO NOTHING`,
-				d.ID, d.WebhookID, d.EventID, d.EventType, d.Position, d.Payload, d.Status, nanos(d.CreatedAt), nanos(d.NextAttemptAt)); err != nil {
+				d.ID, d.WebhookID, d.EventID, d.EventType, d.Position, d.Payload, d.Status, unixnano.Of(d.CreatedAt), unixnano.Of(d.NextAttemptAt)); err != nil {
 				if strings.Contains(err.Error(), "FOREIGN KEY") {
 					continue // the webhook was deleted meanwhile
 				}
@@ -227,7 +214,7 @@ func (s *Store) Claim(ctx context.Context, now time.Time, lease time.Duration, l
 		rows, err := tx.QueryContext(ctx, `UPDATE deliveries SET locked_until = ?
 			WHERE id IN (SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ? AND locked_until <= ?
 			             ORDER BY next_attempt_at, position LIMIT ?)
-			RETURNING `+deliveryColumns, nanos(now.Add(lease)), nanos(now), nanos(now), limit)
+			RETURNING `+deliveryColumns, unixnano.Of(now.Add(lease)), unixnano.Of(now), unixnano.Of(now), limit)
 		if err != nil {
 			return fmt.Errorf("delivery/sqlite: claim: %w", err)
 		}
@@ -257,7 +244,7 @@ func (s *Store) ClaimOne(ctx context.Context, id string, now time.Time, lease ti
 	err := s.db.Tx(ctx, false, func(tx *sql.Tx) error {
 		var err error
 		d, err = scanDelivery(tx.QueryRowContext(ctx, `UPDATE deliveries SET locked_until = ?
-			WHERE id = ? AND locked_until <= ? RETURNING `+deliveryColumns, nanos(now.Add(lease)), id, nanos(now)))
+			WHERE id = ? AND locked_until <= ? RETURNING `+deliveryColumns, unixnano.Of(now.Add(lease)), id, unixnano.Of(now)))
 		if errors.Is(err, sql.ErrNoRows) {
 			var n int
 			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM deliveries WHERE id = ?`, id).Scan(&n); err != nil {
@@ -283,7 +270,7 @@ func (s *Store) Record(ctx context.Context, d delivery.Delivery, w *delivery.Web
 	return s.db.Tx(ctx, false, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = ?, attempts = ?, response_status = ?, response_body = ?,
 			error = ?, last_attempt_at = ?, next_attempt_at = ?, locked_until = 0 WHERE id = ?`,
-			d.Status, d.Attempts, d.ResponseStatus, d.ResponseBody, d.Error, nanos(d.LastAttemptAt), nanos(d.NextAttemptAt), d.ID); err != nil {
+			d.Status, d.Attempts, d.ResponseStatus, d.ResponseBody, d.Error, unixnano.Of(d.LastAttemptAt), unixnano.Of(d.NextAttemptAt), d.ID); err != nil {
 			return fmt.Errorf("delivery/sqlite: record: %w", err)
 		}
 		if w != nil {
@@ -292,7 +279,7 @@ func (s *Store) Record(ctx context.Context, d delivery.Delivery, w *delivery.Web
 			if _, err := tx.ExecContext(ctx, `UPDATE webhooks SET failing_since = ?,
 				disabled_reason = CASE WHEN enabled = 1 AND ? = 0 THEN ? ELSE disabled_reason END,
 				enabled = enabled AND ?, updated_at = ? WHERE id = ?`,
-				nanos(w.FailingSince), boolInt(w.Enabled), w.DisabledReason, boolInt(w.Enabled), nanos(w.UpdatedAt), w.ID); err != nil {
+				unixnano.Of(w.FailingSince), boolInt(w.Enabled), w.DisabledReason, boolInt(w.Enabled), unixnano.Of(w.UpdatedAt), w.ID); err != nil {
 				return fmt.Errorf("delivery/sqlite: record webhook: %w", err)
 			}
 		}
@@ -349,7 +336,7 @@ func (s *Store) NextDue(ctx context.Context) (time.Time, error) {
 	if err != nil || !next.Valid {
 		return time.Time{}, err
 	}
-	return fromNanos(next.Int64), nil
+	return unixnano.Time(next.Int64), nil
 }
 
 // Pending implements delivery.Store.

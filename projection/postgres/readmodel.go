@@ -15,13 +15,13 @@ import (
 	"hash/fnv"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/userhook/userhook"
 	"github.com/userhook/userhook/aggregate"
 	"github.com/userhook/userhook/internal/postgresdb"
+	"github.com/userhook/userhook/internal/unixnano"
 	"github.com/userhook/userhook/projection"
 )
 
@@ -63,23 +63,9 @@ func scanUser(r pgx.Row) (aggregate.User, error) {
 			return aggregate.User{}, fmt.Errorf("readmodel: profile of %s: %w", u.ID, err)
 		}
 	}
-	u.CreatedAt = fromNanos(created)
-	u.UpdatedAt = fromNanos(updated)
+	u.CreatedAt = unixnano.Time(created)
+	u.UpdatedAt = unixnano.Time(updated)
 	return u, nil
-}
-
-func fromNanos(n int64) time.Time {
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n).UTC()
-}
-
-func toNanos(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
 }
 
 // values is the row of u, in writeColumns order.
@@ -96,7 +82,7 @@ func values(u aggregate.User) ([]any, error) {
 	if status == "" {
 		status = aggregate.StatusActive
 	}
-	return []any{u.ID, u.Email, u.EmailVerified, u.Name, string(status), profile, toNanos(u.CreatedAt), toNanos(u.UpdatedAt),
+	return []any{u.ID, u.Email, u.EmailVerified, u.Name, string(status), profile, unixnano.Of(u.CreatedAt), unixnano.Of(u.UpdatedAt),
 		u.Version, u.Position, emailKey(u.Email)}, nil
 }
 

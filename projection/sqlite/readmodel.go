@@ -9,11 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/userhook/userhook"
 	"github.com/userhook/userhook/aggregate"
 	"github.com/userhook/userhook/internal/sqlitedb"
+	"github.com/userhook/userhook/internal/unixnano"
 	"github.com/userhook/userhook/projection"
 )
 
@@ -59,23 +59,9 @@ func scanUser(r scanner) (aggregate.User, error) {
 			return aggregate.User{}, fmt.Errorf("readmodel: profile of %s: %w", u.ID, err)
 		}
 	}
-	u.CreatedAt = fromNanos(created)
-	u.UpdatedAt = fromNanos(updated)
+	u.CreatedAt = unixnano.Time(created)
+	u.UpdatedAt = unixnano.Time(updated)
 	return u, nil
-}
-
-func fromNanos(n int64) time.Time {
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n).UTC()
-}
-
-func toNanos(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
 }
 
 // values is the row of u, in userColumns order.
@@ -96,7 +82,7 @@ func values(u aggregate.User) ([]any, error) {
 	if u.EmailVerified {
 		verified = 1
 	}
-	return []any{u.ID, u.Email, verified, u.Name, string(status), profile, toNanos(u.CreatedAt), toNanos(u.UpdatedAt),
+	return []any{u.ID, u.Email, verified, u.Name, string(status), profile, unixnano.Of(u.CreatedAt), unixnano.Of(u.UpdatedAt),
 		u.Version, u.Position, EmailKey(u.Email)}, nil
 }
 
