@@ -16,7 +16,6 @@ package postgres
 import (
 	"context"
 	"embed"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"time"
@@ -214,13 +213,9 @@ func (s *Store) commit(batch []*eventstore.Pending) error {
 				e.OccurredAt = now
 			}
 			e.OccurredAt = e.OccurredAt.UTC()
-			meta := "{}"
-			if len(e.Metadata) > 0 {
-				b, err := json.Marshal(e.Metadata)
-				if err != nil {
-					return err
-				}
-				meta = string(b)
+			meta, err := eventstore.EncodeMetadata(e.Metadata)
+			if err != nil {
+				return err
 			}
 			data := []byte(e.Data)
 			if data == nil {
@@ -262,7 +257,7 @@ func (s *Store) commit(batch []*eventstore.Pending) error {
 	return nil
 }
 
-const selectColumns = `SELECT position, event_id, stream_id, stream_type, version, type, data, metadata, occurred_at, recorded_at FROM events`
+const selectColumns = `SELECT ` + eventstore.Columns + ` FROM events`
 
 // Load implements eventstore.Store.
 func (s *Store) Load(ctx context.Context, stream string) ([]eventstore.Event, error) {
@@ -289,22 +284,10 @@ func scanEvents(rows pgx.Rows) ([]eventstore.Event, error) {
 	defer rows.Close()
 	var out []eventstore.Event
 	for rows.Next() {
-		var e eventstore.Event
-		var data []byte
-		var meta string
-		var occurred, recorded int64
-		if err := rows.Scan(&e.Position, &e.ID, &e.StreamID, &e.StreamType, &e.Version, &e.Type, &data, &meta,
-			&occurred, &recorded); err != nil {
+		e, err := eventstore.ScanEvent(rows)
+		if err != nil {
 			return nil, fmt.Errorf("eventstore/postgres: scan: %w", err)
 		}
-		e.Data = json.RawMessage(data)
-		if meta != "" && meta != "{}" {
-			if err := json.Unmarshal([]byte(meta), &e.Metadata); err != nil {
-				return nil, fmt.Errorf("eventstore/postgres: metadata of %s: %w", e.ID, err)
-			}
-		}
-		e.OccurredAt = time.Unix(0, occurred).UTC()
-		e.RecordedAt = time.Unix(0, recorded).UTC()
 		out = append(out, e)
 	}
 	return out, rows.Err()

@@ -12,7 +12,6 @@ import (
 	"context"
 	"database/sql"
 	"embed"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -160,7 +159,7 @@ func appendOne(ctx context.Context, versionStmt, insertStmt *sql.Stmt, r *events
 			e.OccurredAt = now
 		}
 		e.OccurredAt = e.OccurredAt.UTC()
-		meta, err := encodeMetadata(e.Metadata)
+		meta, err := eventstore.EncodeMetadata(e.Metadata)
 		if err != nil {
 			return nil, err
 		}
@@ -201,18 +200,7 @@ func classify(err error, stream string, expected, current int64, eventID string)
 	return fmt.Errorf("eventstore/sqlite: insert: %w", err)
 }
 
-func encodeMetadata(m map[string]string) (string, error) {
-	if len(m) == 0 {
-		return "{}", nil
-	}
-	b, err := json.Marshal(m)
-	if err != nil {
-		return "", fmt.Errorf("eventstore/sqlite: metadata: %w", err)
-	}
-	return string(b), nil
-}
-
-const selectColumns = `SELECT position, event_id, stream_id, stream_type, version, type, data, metadata, occurred_at, recorded_at FROM events`
+const selectColumns = `SELECT ` + eventstore.Columns + ` FROM events`
 
 // Load implements eventstore.Store.
 func (s *Store) Load(ctx context.Context, stream string) ([]eventstore.Event, error) {
@@ -262,22 +250,10 @@ func scanEvents(rows *sql.Rows) ([]eventstore.Event, error) {
 	defer rows.Close()
 	var out []eventstore.Event
 	for rows.Next() {
-		var e eventstore.Event
-		var data []byte
-		var meta string
-		var occurred, recorded int64
-		if err := rows.Scan(&e.Position, &e.ID, &e.StreamID, &e.StreamType, &e.Version, &e.Type, &data, &meta,
-			&occurred, &recorded); err != nil {
+		e, err := eventstore.ScanEvent(rows)
+		if err != nil {
 			return nil, fmt.Errorf("eventstore/sqlite: scan: %w", err)
 		}
-		e.Data = json.RawMessage(data)
-		if meta != "" && meta != "{}" {
-			if err := json.Unmarshal([]byte(meta), &e.Metadata); err != nil {
-				return nil, fmt.Errorf("eventstore/sqlite: metadata of %s: %w", e.ID, err)
-			}
-		}
-		e.OccurredAt = time.Unix(0, occurred).UTC()
-		e.RecordedAt = time.Unix(0, recorded).UTC()
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {
