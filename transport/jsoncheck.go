@@ -29,7 +29,7 @@ func checkJSON(body []byte) error {
 	}
 	type frame struct {
 		object bool
-		keys   []string            // a linear search while an object has few keys,
+		keys   [][]byte            // a linear search while an object has few keys (no copies),
 		set    map[string]struct{} // a map once it has many
 	}
 	var stack []frame
@@ -48,30 +48,32 @@ func checkJSON(body []byte) error {
 				}
 			}
 			if expectKey && len(stack) > 0 && stack[len(stack)-1].object {
-				key := string(body[i+1 : j])
-				if bytes.IndexByte(body[i+1:j], '\\') >= 0 {
-					_ = json.Unmarshal(body[i:j+1], &key) // "\u0061" and "a" are one key
+				key := body[i+1 : j]
+				if bytes.IndexByte(key, '\\') >= 0 {
+					var unquoted string
+					_ = json.Unmarshal(body[i:j+1], &unquoted) // "\u0061" and "a" are one key
+					key = []byte(unquoted)
 				}
 				top := &stack[len(stack)-1]
 				dup := false
 				if top.set != nil {
-					_, dup = top.set[key]
-					top.set[key] = struct{}{}
+					_, dup = top.set[string(key)]
+					top.set[string(key)] = struct{}{}
 				} else {
 					for _, k := range top.keys {
-						dup = dup || k == key
+						dup = dup || bytes.Equal(k, key)
 					}
 					top.keys = append(top.keys, key)
 					if len(top.keys) > 16 {
 						top.set = make(map[string]struct{}, 2*len(top.keys))
 						for _, k := range top.keys {
-							top.set[k] = struct{}{}
+							top.set[string(k)] = struct{}{}
 						}
 						top.keys = nil
 					}
 				}
 				if dup {
-					return fmt.Errorf("%w: the key %q appears twice in one object", userhook.ErrInvalid, truncate(key, 64))
+					return fmt.Errorf("%w: the key %q appears twice in one object", userhook.ErrInvalid, truncate(string(key), 64))
 				}
 				expectKey = false
 			}
