@@ -10,6 +10,7 @@ package projection
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/userhook/userhook/aggregate"
@@ -63,6 +64,10 @@ type ReadModel interface {
 	// Rows returns every row in a canonical text form, in user id order, to compare read models.
 	Rows(ctx context.Context) ([]string, error)
 }
+
+// EmailKey is the form a user's email is filtered by in every read model: lower case, Unicode-aware, computed
+// in Go so that neither SQLite's ASCII-only NOCASE nor a database's locale plays a part.
+func EmailKey(email string) string { return strings.ToLower(email) }
 
 // Summary is what a replay did.
 type Summary struct {

@@ -46,10 +46,6 @@ const userColumns = `user_id, email, email_verified, name, status, profile, crea
 
 const writeColumns = userColumns + `, email_key`
 
-// emailKey is the form an email is matched by: lower case, Unicode-aware, exactly as the SQLite read model
-// computes it (in Go, so that the database's locale plays no part).
-func emailKey(email string) string { return strings.ToLower(email) }
-
 func scanUser(r pgx.Row) (aggregate.User, error) {
 	var u aggregate.User
 	var status, profile string
@@ -83,7 +79,7 @@ func values(u aggregate.User) ([]any, error) {
 		status = aggregate.StatusActive
 	}
 	return []any{u.ID, u.Email, u.EmailVerified, u.Name, string(status), profile, unixnano.Of(u.CreatedAt), unixnano.Of(u.UpdatedAt),
-		u.Version, u.Position, emailKey(u.Email)}, nil
+		u.Version, u.Position, projection.EmailKey(u.Email)}, nil
 }
 
 const upsertUser = `INSERT INTO users (` + writeColumns + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
@@ -236,7 +232,7 @@ func (m *ReadModel) List(ctx context.Context, f projection.ListFilter) ([]aggreg
 		return fmt.Sprintf("$%d", len(args))
 	}
 	if f.Email != "" {
-		where = append(where, `email_key = `+arg(emailKey(f.Email)))
+		where = append(where, `email_key = `+arg(projection.EmailKey(f.Email)))
 	}
 	if f.Status != "" {
 		where = append(where, `status = `+arg(f.Status))

@@ -39,9 +39,6 @@ const userColumns = `user_id, email, email_verified, name, status, profile, crea
 
 const writeColumns = userColumns + `, email_key`
 
-// EmailKey is the form an email is matched by: lower case, Unicode-aware (SQLite's NOCASE folds ASCII only).
-func EmailKey(email string) string { return strings.ToLower(email) }
-
 type scanner interface{ Scan(...any) error }
 
 func scanUser(r scanner) (aggregate.User, error) {
@@ -83,7 +80,7 @@ func values(u aggregate.User) ([]any, error) {
 		verified = 1
 	}
 	return []any{u.ID, u.Email, verified, u.Name, string(status), profile, unixnano.Of(u.CreatedAt), unixnano.Of(u.UpdatedAt),
-		u.Version, u.Position, EmailKey(u.Email)}, nil
+		u.Version, u.Position, projection.EmailKey(u.Email)}, nil
 }
 
 const upsertUser = `INSERT INTO users (` + writeColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -204,7 +201,7 @@ func (m *ReadModel) List(ctx context.Context, f projection.ListFilter) ([]aggreg
 	var args []any
 	if f.Email != "" {
 		where = append(where, `email_key = ?`)
-		args = append(args, EmailKey(f.Email))
+		args = append(args, projection.EmailKey(f.Email))
 	}
 	if f.Status != "" {
 		where = append(where, `status = ?`)
