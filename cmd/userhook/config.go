@@ -105,7 +105,7 @@ func parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {
-			return err
+			return usageError{err}
 		}
 		if fs.NArg() == 0 {
 			break
@@ -115,7 +115,7 @@ func parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
 	}
 	if len(positional) > 0 {
 		if err := fs.Parse(append([]string{"--"}, positional...)); err != nil {
-			return err
+			return usageError{err}
 		}
 	}
 	given := map[string]bool{}

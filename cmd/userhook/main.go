@@ -54,18 +54,33 @@ func main() {
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "userhook:", err)
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
 		}
-		os.Exit(2)
+		fmt.Fprintln(os.Stderr, "userhook:", err)
+		os.Exit(exitCode(err))
 	}
+}
+
+// usageError is a command line that could not be understood: exit status 2, as flag packages do; every
+// other failure (a database that cannot be opened, a port in use) exits 1.
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+func exitCode(err error) int {
+	var u usageError
+	if errors.As(err, &u) {
+		return 2
+	}
+	return 1
 }
 
 // run is the program without process globals, so tests can call it.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return errors.New("no command given")
+		return usageError{errors.New("no command given")}
 	}
 	cfg := DefaultConfig()
 	switch args[0] {
@@ -84,7 +99,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	}
 	fmt.Fprint(stderr, usage)
-	return fmt.Errorf("unknown command %q", args[0])
+	return usageError{fmt.Errorf("unknown command %q", args[0])}
 }
 
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {

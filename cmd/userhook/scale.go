@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -20,15 +21,17 @@ import (
 
 // openPostgres opens the scale-out storage: events, API keys, the read model and the webhook tables, all on
 // one PostgreSQL database that several instances share.
-func openPostgres(ctx context.Context, url string) (st *storage, err error) {
-	st = &storage{}
+func openPostgres(ctx context.Context, url string) (_ *storage, err error) {
+	// st is closed on failure through its own variable: the named result is nil by then, and closing that
+	// panicked instead of reporting why the database could not be opened.
+	st := &storage{}
 	defer func() {
 		if err != nil {
 			_ = st.Close()
 		}
 	}()
 	if st.pg, err = postgresdb.Open(ctx, url); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("cannot open the database %s: %w", redactDatabase(url), err)
 	}
 	events, err := eventspg.New(ctx, st.pg)
 	if err != nil {

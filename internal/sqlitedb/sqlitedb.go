@@ -42,10 +42,8 @@ func Open(path string) (*DB, error) {
 	if path == "" {
 		return nil, fmt.Errorf("sqlitedb: empty path")
 	}
-	if dir := filepath.Dir(path); dir != "" {
-		if err := os.MkdirAll(dir, 0o750); err != nil {
-			return nil, fmt.Errorf("sqlitedb: create directory: %w", err)
-		}
+	if err := createPrivate(path); err != nil {
+		return nil, err
 	}
 	common := url.Values{}
 	common.Set("_journal_mode", "WAL")
@@ -88,6 +86,34 @@ func Open(path string) (*DB, error) {
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
 	return &DB{Path: path, Write: w, Read: r}, nil
+}
+
+// createPrivate makes the database's directory (0700, when it does not exist yet) and file (0600) readable by
+// their owner alone: they hold outbound webhook secrets. SQLite creates the -wal and -shm files with the
+// database file's permissions; files an earlier release left world-readable are made private here too.
+func createPrivate(path string) error {
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("sqlitedb: create directory: %w", err)
+		}
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("sqlitedb: create %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		info, err := os.Stat(path + suffix)
+		if err != nil || info.Mode().Perm()&0o077 == 0 {
+			continue
+		}
+		if err := os.Chmod(path+suffix, 0o600); err != nil {
+			return fmt.Errorf("sqlitedb: make %s private: %w", path+suffix, err)
+		}
+	}
+	return nil
 }
 
 // Close closes both pools.
