@@ -72,6 +72,10 @@ func TestImportRules(t *testing.T) {
 	only("github.com/cloudevents/sdk-go", "transport")
 	only("github.com/ThreeDotsLabs/watermill", "projection", "delivery", "cmd")
 	only("github.com/mattn/go-sqlite3", "internal/sqlitedb", "eventstore/sqlite")
+	only("code.dny.dev/ssrf", "delivery")
+	only("github.com/sony/gobreaker", "delivery")
+	only("github.com/prometheus/client_golang", "metrics")
+	only("github.com/nats-io/nats.go", "cmd/userhook")
 	only("github.com/jackc/pgx", "eventstore/postgres", "internal/postgresdb", "projection/postgres", "delivery/postgres",
 		"apikey/postgres", "cmd/userhook")
 

@@ -137,9 +137,13 @@ type Keyring struct {
 	store     Store
 	now       func() time.Time
 
-	mu    sync.Mutex
-	cache map[string]cached
+	mu     sync.Mutex
+	cache  map[string]cached // keys found in the store, by hash
+	misses map[string]cached // hashes not found (or revoked), at most maxMisses
 }
+
+// maxMisses bounds the cache of failed lookups.
+const maxMisses = 4096
 
 type cached struct {
 	key     Key
@@ -152,7 +156,7 @@ const CacheFor = 5 * time.Second
 
 // NewKeyring returns a keyring over the bootstrap keys and store (which may be nil).
 func NewKeyring(bootstrap []Bootstrap, store Store) *Keyring {
-	kr := &Keyring{store: store, now: time.Now, cache: map[string]cached{}}
+	kr := &Keyring{store: store, now: time.Now, cache: map[string]cached{}, misses: map[string]cached{}}
 	for i, b := range bootstrap {
 		kr.bootstrap = append(kr.bootstrap, Key{ID: fmt.Sprintf("bootstrap-%d", i+1), Name: "USERHOOK_API_KEYS", Role: b.Role, Hash: Hash(b.Key)})
 	}
@@ -181,6 +185,9 @@ func (kr *Keyring) Authenticate(ctx context.Context, plain string) (Key, error) 
 	now := kr.now()
 	kr.mu.Lock()
 	c, hit := kr.cache[h]
+	if !hit {
+		c, hit = kr.misses[h]
+	}
 	kr.mu.Unlock()
 	if !hit || now.After(c.expires) {
 		k, err := kr.store.ByHash(ctx, h)
@@ -194,10 +201,18 @@ func (kr *Keyring) Authenticate(ctx context.Context, plain string) (Key, error) 
 				expires: now.Add(CacheFor)}
 		}
 		kr.mu.Lock()
-		if len(kr.cache) > 10000 {
-			kr.cache = map[string]cached{}
+		if c.ok {
+			// Keys that exist are few and made by admins: they never push each other out.
+			kr.cache[h] = c
+		} else {
+			// Misses are whatever a caller makes up: a bounded set of their own, so they can neither grow
+			// memory nor flush the keys that work.
+			if len(kr.misses) >= maxMisses {
+				clear(kr.misses)
+			}
+			kr.misses[h] = c
+			delete(kr.cache, h)
 		}
-		kr.cache[h] = c
 		kr.mu.Unlock()
 	}
 	if !c.ok {
@@ -210,5 +225,6 @@ func (kr *Keyring) Authenticate(ctx context.Context, plain string) (Key, error) 
 func (kr *Keyring) Forget() {
 	kr.mu.Lock()
 	kr.cache = map[string]cached{}
+	kr.misses = map[string]cached{}
 	kr.mu.Unlock()
 }

@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -99,6 +100,16 @@ type Filter struct {
 	Limit  int
 }
 
+// ClaimLimits bound what one Claim leases.
+type ClaimLimits struct {
+	// Total is the most deliveries claimed.
+	Total int
+	// PerWebhook, when positive, is the most deliveries of one webhook claimed.
+	PerWebhook int
+	// Skip lists webhooks none of whose deliveries are claimed: the sender has no room for them now.
+	Skip []string
+}
+
 // Store keeps webhooks and deliveries.
 type Store interface {
 	CreateWebhook(ctx context.Context, w Webhook) error
@@ -114,9 +125,10 @@ type Store interface {
 	Enqueue(ctx context.Context, name string, position int64, deliveries []Delivery) error
 	// Checkpoint is the saved position of name.
 	Checkpoint(ctx context.Context, name string) (int64, error)
-	// Claim leases up to limit pending deliveries due at now to one sender until now+lease, soonest first; a
-	// delivery leased to another sender is never returned.
-	Claim(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Delivery, error)
+	// Claim leases pending deliveries due at now to one sender until now+lease, soonest first (by next attempt,
+	// then position), within limits: at most limits.Total, at most limits.PerWebhook of one webhook, none of the
+	// webhooks in limits.Skip. A delivery leased to another sender is never returned.
+	Claim(ctx context.Context, now time.Time, lease time.Duration, limits ClaimLimits) ([]Delivery, error)
 	// ClaimOne leases the delivery id to one sender until now+lease, whatever its status, unless another
 	// sender holds it (then ok is false); an error matching userhook.ErrNotFound when there is no such delivery.
 	ClaimOne(ctx context.Context, id string, now time.Time, lease time.Duration) (d Delivery, ok bool, err error)
@@ -128,8 +140,12 @@ type Store interface {
 	Delivery(ctx context.Context, id string) (Delivery, error)
 	// Deliveries returns a page of a webhook's deliveries, newest first.
 	Deliveries(ctx context.Context, f Filter) ([]Delivery, error)
-	// NextDue is the earliest next attempt of a pending delivery, zero when none is pending.
-	NextDue(ctx context.Context) (time.Time, error)
+	// NextDue is when the earliest pending delivery of a webhook not in skip can be claimed: its next attempt,
+	// or the end of its lease when it is leased; zero when none is pending.
+	NextDue(ctx context.Context, skip []string) (time.Time, error)
+	// OldestDue is the next attempt time of the oldest pending delivery due at now, leased or not: how long the
+	// queue has kept a delivery waiting. Zero when none is due.
+	OldestDue(ctx context.Context, now time.Time) (time.Time, error)
 	// Pending counts the pending deliveries.
 	Pending(ctx context.Context) (int64, error)
 }
@@ -161,9 +177,10 @@ func Mask(secret string) string {
 	return "whsec_…" + secret[len(secret)-4:]
 }
 
-// Validate reports every fault of a webhook's settings at once. allowPrivate lets http:// URLs through, for
-// local receivers.
-func Validate(w Webhook, allowPrivate bool) error {
+// Validate reports every fault of a webhook's settings at once. The URL must be https://, or http:// when g
+// allows private addresses (local receivers), and its host must not be a literal address g refuses; a host
+// name is judged when a delivery connects.
+func Validate(w Webhook, g Guard) error {
 	var fe userhook.FieldErrors
 	switch {
 	case strings.TrimSpace(w.Name) == "":
@@ -173,7 +190,7 @@ func Validate(w Webhook, allowPrivate bool) error {
 	case !utf8.ValidString(w.Name) || strings.IndexFunc(w.Name, unicode.IsControl) >= 0:
 		fe.Add("name", "name must be valid UTF-8 without control characters")
 	}
-	if msg := checkURL(w.URL, allowPrivate); msg != "" {
+	if msg := checkURL(w.URL, g); msg != "" {
 		fe.Add("url", msg)
 	}
 	if len(w.Events) == 0 {
@@ -198,7 +215,7 @@ func Validate(w Webhook, allowPrivate bool) error {
 	return fe.Err()
 }
 
-func checkURL(raw string, allowPrivate bool) string {
+func checkURL(raw string, g Guard) string {
 	if raw == "" {
 		return "url is required"
 	}
@@ -214,9 +231,14 @@ func checkURL(raw string, allowPrivate bool) string {
 	}
 	switch {
 	case u.Scheme == "https":
-	case u.Scheme == "http" && allowPrivate:
+	case u.Scheme == "http" && g.AllowPrivate:
 	default:
 		return "should be a secure URL with HTTPS"
+	}
+	if ip, err := netip.ParseAddr(u.Hostname()); err == nil {
+		if err := g.Check(ip); err != nil {
+			return "url must not point to an address deliveries never reach: " + err.Error()
+		}
 	}
 	return ""
 }

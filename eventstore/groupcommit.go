@@ -3,6 +3,7 @@ package eventstore
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // Pending is one append waiting in a GroupCommit: what was asked, and what the commit made of it.
@@ -24,6 +25,13 @@ type GroupCommit struct {
 	commit func(batch []*Pending) error
 	after  func(batch []*Pending, err error)
 	max    int
+
+	// Health records every commit's outcome (a batch refused whole counts as a failure; an append refused on
+	// its own, a conflict or a duplicate, does not).
+	Health WriteHealth
+
+	observeMu sync.Mutex
+	observe   func(appends int)
 
 	mu     sync.RWMutex // guards closed against sends on reqs
 	closed bool
@@ -81,6 +89,13 @@ func (g *GroupCommit) run() {
 			}
 		}
 		err := g.commit(batch)
+		g.Health.Record(time.Now(), err)
+		g.observeMu.Lock()
+		observe := g.observe
+		g.observeMu.Unlock()
+		if observe != nil {
+			observe(len(batch))
+		}
 		for _, p := range batch {
 			if err != nil {
 				p.Out, p.Err = nil, err
@@ -91,6 +106,13 @@ func (g *GroupCommit) run() {
 			g.after(batch, err)
 		}
 	}
+}
+
+// ObserveCommits has fn told the number of appends of every commit from now on.
+func (g *GroupCommit) ObserveCommits(fn func(appends int)) {
+	g.observeMu.Lock()
+	defer g.observeMu.Unlock()
+	g.observe = fn
 }
 
 // Close refuses new appends, commits the queued ones, and stops the writer.

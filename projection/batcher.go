@@ -25,6 +25,9 @@ type Batcher struct {
 	// Max bounds a batch (512 when zero).
 	Max    int
 	Logger *slog.Logger
+	// Poison, when set, is told of every event that cannot be applied (ErrUnprocessable), which is then left
+	// out so that the events after it are applied; other failures are retried until they pass.
+	Poison func(e eventstore.Event, err error)
 
 	queue chan eventstore.Event
 	done  chan struct{} // closed when Run returns: Handle must not wait for a queue nobody reads
@@ -87,6 +90,13 @@ func (b *Batcher) Run(ctx context.Context) error {
 			if err == nil {
 				break
 			}
+			if errors.Is(err, ErrUnprocessable) {
+				batch = b.leaveOutUnprocessable(ctx, batch)
+				if len(batch) == 0 {
+					break
+				}
+				continue
+			}
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -99,4 +109,24 @@ func (b *Batcher) Run(ctx context.Context) error {
 			pause = min(2*pause, 5*time.Second)
 		}
 	}
+}
+
+// leaveOutUnprocessable tries each event of a failed batch on its own and returns those that are not
+// unprocessable; each unprocessable one is reported to Poison. The others are applied again with the
+// batch, which skips what is applied already.
+func (b *Batcher) leaveOutUnprocessable(ctx context.Context, batch []eventstore.Event) []eventstore.Event {
+	keep := batch[:0:0]
+	for _, e := range batch {
+		err := b.Apply(ctx, []eventstore.Event{e})
+		if errors.Is(err, ErrUnprocessable) {
+			b.Logger.Error("an event cannot be applied and is left out", "event", e.ID, "position", e.Position,
+				"type", e.Type, "error", err.Error())
+			if b.Poison != nil {
+				b.Poison(e, err)
+			}
+			continue
+		}
+		keep = append(keep, e)
+	}
+	return keep
 }

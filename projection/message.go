@@ -62,10 +62,10 @@ func EventOf(msg *message.Message) (eventstore.Event, error) {
 	}
 	var w wireEvent
 	if err := json.Unmarshal(msg.Payload, &w); err != nil {
-		return eventstore.Event{}, fmt.Errorf("projection: decode message %s: %w", msg.UUID, err)
+		return eventstore.Event{}, fmt.Errorf("%w: decode message %s: %v", ErrUnprocessable, msg.UUID, err)
 	}
 	if w.ID == "" || w.StreamID == "" || w.Version <= 0 || w.Position <= 0 {
-		return eventstore.Event{}, fmt.Errorf("projection: message %s is not a stored event", msg.UUID)
+		return eventstore.Event{}, fmt.Errorf("%w: message %s is not a stored event", ErrUnprocessable, msg.UUID)
 	}
 	return eventstore.Event(w), nil
 }

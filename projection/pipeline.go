@@ -48,8 +48,13 @@ type Pipeline struct {
 	// holds the leadership (or ctx ends) and returns a context that ends when it loses it. Several instances
 	// then run one relay between them, and another takes over when the leader dies.
 	Lead func(ctx context.Context) (context.Context, error)
+	// Poisoned, when set, is told the handler and event position of every message that failed all its
+	// retries and was moved to the poison topic.
+	Poisoned func(handler string, position int64)
 
 	handlers []Handler
+	running  map[string]*message.Handler
+	runErrs  map[string]error
 	router   *message.Router
 	relay    *Relay
 	cancel   context.CancelFunc
@@ -77,16 +82,28 @@ func (p *Pipeline) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// A message that fails every retry because it cannot be processed (ErrUnprocessable) goes to the poison
+	// topic, with a log line and a metric, instead of being redelivered forever and holding back the consumer
+	// (JetStream keeps one message in flight for the users projection). The event itself stays in the store:
+	// a replay by a build that understands it applies it. Other failures are redelivered until they pass.
+	poison, err := middleware.PoisonQueueWithFilter(&poisonPublisher{Publisher: p.Publisher, log: log, observe: p.Poisoned},
+		p.Namespace+PoisonTopic, func(err error) bool { return errors.Is(err, ErrUnprocessable) })
+	if err != nil {
+		return err
+	}
 	router.AddMiddleware(
-		middleware.Recoverer,
+		poison,
 		middleware.Retry{MaxRetries: 5, InitialInterval: 10 * time.Millisecond, MaxInterval: time.Second, Multiplier: 2, Logger: wlog}.Middleware,
+		middleware.Recoverer,
 	)
+	p.running = map[string]*message.Handler{}
+	p.runErrs = map[string]error{}
 	for _, h := range p.handlers {
 		sub := h.Subscriber
 		if sub == nil {
 			sub = p.Subscriber
 		}
-		router.AddConsumerHandler(h.Name, p.Namespace+UsersTopic, sub, h.Handle)
+		p.running[h.Name] = router.AddConsumerHandler(h.Name, p.Namespace+UsersTopic, sub, h.Handle)
 	}
 	p.router = router
 	ctx, p.cancel = context.WithCancel(ctx)
@@ -98,6 +115,9 @@ func (p *Pipeline) Start(ctx context.Context) error {
 		go func(h Handler) {
 			defer p.wg.Done()
 			if err := h.Run(ctx); err != nil {
+				p.errMu.Lock()
+				p.runErrs[h.Name] = err
+				p.errMu.Unlock()
 				p.fail(fmt.Errorf("%s: %w", h.Name, err))
 			}
 		}(h)
@@ -173,6 +193,35 @@ func (p *Pipeline) Healthy(context.Context) error {
 		return errors.New("projection: the router is not running")
 	}
 	return nil
+}
+
+// Consumer reports whether the named consumer is running: its router handler subscribed and not stopped,
+// and its batch loop (if any) alive.
+func (p *Pipeline) Consumer(name string) error {
+	if err := p.Healthy(context.Background()); err != nil {
+		return err
+	}
+	p.errMu.Lock()
+	runErr := p.runErrs[name]
+	p.errMu.Unlock()
+	if runErr != nil {
+		return fmt.Errorf("%s stopped", name)
+	}
+	h, ok := p.running[name]
+	if !ok {
+		return fmt.Errorf("no consumer %s", name)
+	}
+	select {
+	case <-h.Stopped():
+		return fmt.Errorf("%s stopped", name)
+	default:
+	}
+	select {
+	case <-h.Started():
+		return nil
+	default:
+		return fmt.Errorf("%s has not started", name)
+	}
 }
 
 // lowestCheckpoint is where a relay over a non-durable pub/sub starts: the lowest of its own checkpoint and

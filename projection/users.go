@@ -74,7 +74,7 @@ func (p *Users) ProjectBatch(ctx context.Context, events []eventstore.Event) err
 				}
 			}
 			if err := u.ApplyStored(e); err != nil {
-				return nil, err
+				return nil, fmt.Errorf("%w: event %s at position %d: %v", ErrUnprocessable, e.ID, e.Position, err)
 			}
 			applied++
 			if !dirty[e.StreamID] {
@@ -109,7 +109,7 @@ func (p *Users) fillGap(ctx context.Context, u *aggregate.User, e eventstore.Eve
 	for _, se := range stream {
 		if se.Version > u.Version && se.Version < e.Version {
 			if err := u.ApplyStored(se); err != nil {
-				return err
+				return fmt.Errorf("%w: event %s at position %d: %v", ErrUnprocessable, se.ID, se.Position, err)
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/http"
@@ -40,13 +41,13 @@ type JWTVerifier struct {
 	leeway time.Duration
 
 	mu       sync.RWMutex
-	verified map[string]verifiedToken
+	verified map[[sha256.Size]byte]verifiedToken
 }
 
 // NewJWTVerifier builds a verifier; with a JWKS URL it fetches the key set in the background, refreshes it
 // hourly and at once (rate limited) when a token names an unknown kid.
 func NewJWTVerifier(ctx context.Context, cfg JWTConfig) (*JWTVerifier, error) {
-	v := &JWTVerifier{secret: cfg.Secret, leeway: cfg.Leeway, verified: map[string]verifiedToken{}}
+	v := &JWTVerifier{secret: cfg.Secret, leeway: cfg.Leeway, verified: map[[sha256.Size]byte]verifiedToken{}}
 	var algs []string
 	if len(cfg.Secret) > 0 {
 		algs = append(algs, "HS256")
@@ -118,8 +119,10 @@ const maxVerified = 10000
 // later requests with it check only its time window. (The secret cannot change while the process runs.)
 func (v *JWTVerifier) Verify(raw string) (Claims, error) {
 	now := time.Now()
+	// Cached by the token's hash: a fixed 32 bytes a token, whatever its length.
+	id := sha256.Sum256([]byte(raw))
 	v.mu.RLock()
-	t, hit := v.verified[raw]
+	t, hit := v.verified[id]
 	v.mu.RUnlock()
 	if hit {
 		switch {
@@ -158,7 +161,7 @@ func (v *JWTVerifier) Verify(raw string) (Claims, error) {
 				}
 			}
 		}
-		v.verified[raw] = t
+		v.verified[id] = t
 		v.mu.Unlock()
 		return t.claims, nil
 	}

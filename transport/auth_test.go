@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"crypto/sha256"
 	"testing"
 	"time"
 
@@ -26,7 +27,7 @@ func TestVerifiedTokenStillExpires(t *testing.T) {
 		assert.Equal(t, "svc", claims.Subject)
 	}
 	v.mu.RLock()
-	_, cached := v.verified[tok]
+	_, cached := v.verified[sha256.Sum256([]byte(tok))]
 	v.mu.RUnlock()
 	require.True(t, cached, "the second use came from the cache")
 

@@ -67,7 +67,8 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 				body.Message = m
 			}
 			if he.Code == http.StatusNotFound {
-				body.Message = "No route matches " + c.Request().Method + " " + c.Request().URL.Path
+				// Both are the client's: cut, so a made-up method or path of any size is not echoed whole.
+				body.Message = "No route matches " + logMethod(c.Request().Method) + " " + truncate(c.Request().URL.Path, 200)
 			}
 			if he.Code == http.StatusRequestEntityTooLarge {
 				body.Message = statusOf[5].message
@@ -82,7 +83,7 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		}
 		if body.Code == 0 || body.Code >= 500 && body.Code != http.StatusServiceUnavailable {
 			log.ErrorContext(c.Request().Context(), "request failed", "request_id", body.RequestID,
-				"method", c.Request().Method, "route", c.Path(), "error", err.Error())
+				"method", logMethod(c.Request().Method), "route", c.Path(), "error", truncate(err.Error(), 1024))
 			body.Code, body.Message = http.StatusInternalServerError, internalMessage
 		}
 		body.Error = http.StatusText(body.Code)

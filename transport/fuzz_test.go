@@ -472,6 +472,7 @@ func FuzzDecodePostUsers(f *testing.F) {
 		`{"detail":{"data":{"user_name":"a@b.c","user_id":"u1"},"extra":` + strings.Repeat(`[`, 5000) + strings.Repeat(`]`, 5000) + `}}`,
 		`{"DETAIL":{"DATA":{"USER_NAME":"a@b.c","USER_ID":"u1"}}}`,
 		"{\"detail\":{\"data\":{\"user_name\":\"a\xff@b.c\",\"user_id\":\"u\xfe\"}}}",
+		`{"detail":{"data":{"user_name":"a@b.c","user_id":"u\ud800","x":"\udc00"}}}`,
 		fmt.Sprintf(`{"detail":{"data":{"user_name":"%s@b.c","user_id":"%s"}}}`, strings.Repeat("a", 250), strings.Repeat("u", 256)),
 	} {
 		f.Add([]byte(s))
@@ -485,7 +486,8 @@ func FuzzDecodePostUsers(f *testing.F) {
 			var fe userhook.FieldErrors
 			if errors.As(err, &fe) {
 				for _, fault := range fe {
-					if !postUsersFaultFields[fault.Field] {
+					// An unpaired surrogate is reported where it is, as its JSON path, in any field.
+					if !postUsersFaultFields[fault.Field] && !strings.Contains(fault.Message, "surrogate") {
 						t.Fatalf("fault %+v names no field of the request", fault)
 					}
 				}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -30,6 +31,36 @@ func TestCheckJSON(t *testing.T) {
 	} {
 		err := checkJSON([]byte(bad))
 		assert.ErrorIs(t, err, userhook.ErrInvalid, name)
+	}
+}
+
+func TestCheckJSONRefusesUnpairedSurrogatesNamingTheField(t *testing.T) {
+	t.Parallel()
+	for _, good := range []string{`"\ud83d\ude00"`, `{"a":"x\uD83D\uDE00y"}`, `{"a":"\\ud800"}`, `{"a":"\\\\ud800"}`, `["\u00e9\uffff"]`, `{"\ud83d\ude00":1}`} {
+		assert.NoError(t, checkJSON([]byte(good)), good)
+	}
+	for bad, field := range map[string]string{
+		`"\ud800"`: "body",
+		`{"detail":{"data":{"user_id":"pg\ud800"}}}`: "detail.data.user_id",
+		`{"a":"\udbff"}`:                                "a",
+		`{"a":"\udc00x"}`:                               "a",
+		`{"a":"\ud800\u0041"}`:                          "a",
+		`{"a":"\ud800\ud800\udc00"}`:                    "a",
+		`{"a":"\\\ud800"}`:                              "a",
+		`{"a":"ok","b":"\ud800"}`:                       "b",
+		`[{"a":1},{"data":{"name":"\udfff"}}]`:          "[1].data.name",
+		`{"events":["user.created","x","\ud800"]}`:      "events[2]",
+		`{"a":[[1,2],["\udc00"]]}`:                      "a[1][0]",
+		`{"data":{"\ud800":1}}`:                         "data.\ufffd",
+		`{"` + strings.Repeat("k", 100) + `":"\ud800"}`: strings.Repeat("k", 64),
+	} {
+		err := checkJSON([]byte(bad))
+		var fe userhook.FieldErrors
+		if assert.ErrorAs(t, err, &fe, bad) && assert.Len(t, fe, 1, bad) {
+			assert.Equal(t, field, fe[0].Field, bad)
+			assert.Contains(t, fe[0].Message, "surrogate", bad)
+		}
+		assert.ErrorIs(t, err, userhook.ErrInvalid, bad)
 	}
 }
 
@@ -89,9 +120,42 @@ func duplicateOrDeep(body []byte) bool {
 	}
 }
 
+// jsonEscape is one escape of a JSON string: \u and four hex digits, or a backslash and one character.
+var jsonEscape = regexp.MustCompile(`\\(?:u[0-9a-fA-F]{4}|.)`)
+
+// hasUnpairedSurrogate is the slow reference of checkJSON's surrogate rule, on a regular expression over every
+// escape of a valid JSON body (every backslash of one is in a string and starts an escape): a high surrogate
+// escape must be followed at once by a low one, and a low one must follow a high one.
+func hasUnpairedSurrogate(body []byte) bool {
+	escapes := jsonEscape.FindAllIndex(body, -1)
+	kind := func(k int) rune {
+		s := string(body[escapes[k][0]:escapes[k][1]])
+		if len(s) != 6 {
+			return 0
+		}
+		r, _ := strconv.ParseUint(s[2:], 16, 32)
+		return rune(r)
+	}
+	for k := 0; k < len(escapes); k++ {
+		r := kind(k)
+		switch {
+		case r >= 0xD800 && r <= 0xDBFF:
+			if k+1 < len(escapes) && escapes[k+1][0] == escapes[k][1] && kind(k+1) >= 0xDC00 && kind(k+1) <= 0xDFFF {
+				k++
+				continue
+			}
+			return true
+		case r >= 0xDC00 && r <= 0xDFFF:
+			return true
+		}
+	}
+	return false
+}
+
 func FuzzCheckJSON(f *testing.F) {
 	for _, seed := range []string{`{}`, `{"a":1,"a":2}`, `{"a":{"b":[1,{"c":2,"c":3}]}}`, `{"a":"\u0061","\u0061":1}`,
-		`[[[[]]]]`, `{"x":"}{\"","y":[","]}`, "{\"a\":\"\xff\"}", `{"a":1,"b":2`, manyKeys(20)} {
+		`[[[[]]]]`, `{"x":"}{\"","y":[","]}`, "{\"a\":\"\xff\"}", `{"a":1,"b":2`, manyKeys(20),
+		`{"a":"\ud800"}`, `{"\udbff":1,"\ud800":2}`, `["\ud83d\ude00","\\ud800"]`, `{"a":"\ud800\ud800\udc00"}`} {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -111,8 +175,13 @@ func FuzzCheckJSON(f *testing.F) {
 			}
 			return
 		}
-		if want := duplicateOrDeep(body); want != (err != nil) {
+		lone := hasUnpairedSurrogate(body)
+		if want := lone || duplicateOrDeep(body); want != (err != nil) {
 			t.Fatalf("checkJSON says %v, the reference says refuse=%v, for %q", err, want, body)
+		}
+		var fe userhook.FieldErrors
+		if errors.As(err, &fe) != (lone && err != nil && strings.Contains(err.Error(), "surrogate")) {
+			t.Fatalf("an unpaired surrogate, and only that, is a field fault: %v, for %q", err, body)
 		}
 	})
 }

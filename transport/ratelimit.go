@@ -55,8 +55,10 @@ func newLimiter(l *RateLimit) *limiter {
 	return &limiter{limit: *l, m: map[string]*rate.Limiter{}}
 }
 
-// maxCallers bounds the buckets kept; past it they start afresh (full), which only ever lets more through.
-const maxCallers = 100000
+// maxCallers bounds the buckets kept. A bucket is made only for a caller that authenticated (an API key, or a
+// configured signing secret), never for what an unauthenticated request names, so there are few; the bound is
+// for a store of keys that grows for years.
+const maxCallers = 10000
 
 // allow takes a token for caller, or says how long until one is there.
 func (l *limiter) allow(caller string, now time.Time) (bool, time.Duration) {
@@ -67,7 +69,7 @@ func (l *limiter) allow(caller string, now time.Time) (bool, time.Duration) {
 	b, ok := l.m[caller]
 	if !ok {
 		if len(l.m) >= maxCallers {
-			l.m = map[string]*rate.Limiter{}
+			l.evict(now)
 		}
 		b = rate.NewLimiter(rate.Limit(l.limit.PerSecond), l.limit.Burst)
 		l.m[caller] = b
@@ -79,6 +81,20 @@ func (l *limiter) allow(caller string, now time.Time) (bool, time.Duration) {
 		return false, d
 	}
 	return true, 0
+}
+
+// evict drops the buckets that have filled up again: a full bucket answers exactly as a new one would, so
+// forgetting it changes nothing. Should every bucket be in use, they all start afresh (full), which only ever
+// lets more through. It runs with l.mu held.
+func (l *limiter) evict(now time.Time) {
+	for caller, b := range l.m {
+		if b.TokensAt(now) >= float64(l.limit.Burst) {
+			delete(l.m, caller)
+		}
+	}
+	if len(l.m) >= maxCallers {
+		l.m = map[string]*rate.Limiter{}
+	}
 }
 
 // refuse answers 429 with Retry-After in whole seconds (at least 1).

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -62,6 +64,66 @@ func queryFaults(c echo.Context) *userhook.FieldErrors {
 	return fe
 }
 
+// maxQueryFaults bounds the faults one query string can report: a query of thousands of bad parameters gets
+// the first few named, not an answer as large as itself.
+const maxQueryFaults = 10
+
+// queryName is a parameter name as a fault names it: cut, since it is the client's.
+func queryName(name string) string { return truncate(name, 64) }
+
+// strictQuery is middleware for every route: a query string that url.ParseQuery cannot parse is a 400 naming
+// each malformed parameter. Echo's QueryParams would drop such a parameter silently, so "?status=%%" would
+// list every user, and "?stauts=%%" would slip past the unknown-parameter check.
+func strictQuery(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if err := checkQuery(c.Request().URL.RawQuery); err != nil {
+			return err
+		}
+		return next(c)
+	}
+}
+
+// checkQuery reports the pairs of a raw query that url.ParseQuery refuses: a percent-escape that is not % and
+// two hex digits, or a semicolon (no longer a separator).
+func checkQuery(raw string) error {
+	var fe userhook.FieldErrors
+	for raw != "" && len(fe) < maxQueryFaults {
+		var pair string
+		pair, raw, _ = strings.Cut(raw, "&")
+		if pair == "" {
+			continue
+		}
+		rawKey, rawValue, _ := strings.Cut(pair, "=")
+		key, keyErr := url.QueryUnescape(rawKey)
+		if keyErr != nil {
+			key = rawKey
+		}
+		_, valueErr := url.QueryUnescape(rawValue)
+		switch {
+		case keyErr != nil || valueErr != nil:
+			fe.Add(queryName(key), "is not valid URL encoding: a % must be followed by two hexadecimal digits")
+		case strings.Contains(pair, ";"):
+			fe.Add(queryName(key), "contains a semicolon: separate query parameters with &, and encode a ; in a value as %3B")
+		}
+	}
+	return fe.Err()
+}
+
+// unknownParams adds a fault for each query parameter not in allowed: at most maxQueryFaults of them, in a
+// stable order, each name cut to a bounded length, so that a query of many long made-up names is not echoed.
+func unknownParams(c echo.Context, allowed map[string]bool, fe *userhook.FieldErrors) {
+	var unknown []string
+	for name := range c.QueryParams() {
+		if !allowed[name] {
+			unknown = append(unknown, name)
+		}
+	}
+	sort.Strings(unknown)
+	for _, name := range unknown[:min(len(unknown), maxQueryFaults)] {
+		fe.Add(queryName(name), "unknown query parameter")
+	}
+}
+
 // consistent is middleware for every read: it answers X-Projection-Position, refuses unknown query
 // parameters and, when the caller asks for minPosition (query) or X-Min-Position (header), first waits up to
 // MaxWait for the projection to reach it.
@@ -75,11 +137,7 @@ func (s *Server) consistent(allowed ...string) echo.MiddlewareFunc {
 			tracker := s.deps.Tracker
 			c.Response().Header().Set("X-Projection-Position", strconv.FormatInt(tracker.Position(), 10))
 			fe := queryFaults(c)
-			for name := range c.QueryParams() {
-				if !allowedSet[name] {
-					fe.Add(name, "unknown query parameter")
-				}
-			}
+			unknownParams(c, allowedSet, fe)
 			raw := c.QueryParam("minPosition")
 			if raw == "" {
 				raw = c.Request().Header.Get("X-Min-Position")

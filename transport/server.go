@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -29,12 +30,6 @@ import (
 // MaxBodyBytes is the largest request body accepted; a larger one is answered 413.
 const MaxBodyBytes = 1 << 20
 
-// Check is one readiness condition.
-type Check struct {
-	Name  string
-	Check func(ctx context.Context) error
-}
-
 // Deps are what the server needs.
 type Deps struct {
 	Users *aggregate.Service
@@ -51,20 +46,20 @@ type Deps struct {
 	// Webhooks keeps the outbound subscriptions and their deliveries; Sender sends a manual retry.
 	Webhooks delivery.Store
 	Sender   *delivery.Sender
-	// AllowPrivate lets webhook URLs be http:// (local receivers).
-	AllowPrivate bool
-	// Ready lists what /readyz checks.
-	Ready []Check
+	// WebhookGuard says which webhook URLs are accepted: https:// unless it allows private addresses, and no
+	// host that is a literal address deliveries may not reach (the guard the sender's client dials with).
+	WebhookGuard delivery.Guard
+	// Ready reports what /readyz shows (nil: always ready).
+	Ready func(ctx context.Context) Readiness
 	// IngestLimit and ReadLimit, when set, limit each API key (and each signing secret on POST /events) on the
 	// ingest routes and on every other authenticated route.
 	IngestLimit *RateLimit
 	ReadLimit   *RateLimit
 	// Metrics records what the server does; GET /metrics serves it (an empty registry when nil).
 	Metrics *metrics.Metrics
-	// Relay reports, for /readyz, whether this instance runs the relay ("leading") or waits ("standby").
-	Relay func() string
-	// Positions reports, for /readyz, how far the store, the relay and each projection are.
-	Positions func(ctx context.Context) (map[string]int64, error)
+	// StoreTimeout, when positive, bounds the store calls of every request; past it the request answers 503
+	// with Retry-After.
+	StoreTimeout time.Duration
 }
 
 // Server is the HTTP API.
@@ -74,6 +69,8 @@ type Server struct {
 	log         *slog.Logger
 	ingestLimit *limiter
 	readLimit   *limiter
+	// routes are the route templates registered, the only values of the route label besides "unmatched".
+	routes map[string]bool
 }
 
 // NewServer builds the routes.
@@ -88,9 +85,13 @@ func NewServer(d Deps) *Server {
 	e.HideBanner = true
 	e.HidePort = true
 	e.Logger.SetOutput(io.Discard)
-	s := &Server{deps: d, echo: e, log: d.Logger, ingestLimit: newLimiter(d.IngestLimit), readLimit: newLimiter(d.ReadLimit)}
+	s := &Server{deps: d, echo: e, log: d.Logger, ingestLimit: newLimiter(d.IngestLimit), readLimit: newLimiter(d.ReadLimit),
+		routes: map[string]bool{}}
 	e.HTTPErrorHandler = errorHandler(d.Logger)
-	e.Use(s.requestID, s.accessLog, s.recover)
+	e.Use(s.requestID, s.accessLog, s.recover, s.headerLimit, strictQuery)
+	if d.StoreTimeout > 0 {
+		e.Use(s.deadline(d.StoreTimeout))
+	}
 
 	e.GET("/healthz", s.healthz)
 	e.HEAD("/healthz", s.healthz)
@@ -118,8 +119,26 @@ func NewServer(d Deps) *Server {
 	e.DELETE("/api/webhooks/:id", s.deleteWebhook, admin)
 	e.GET("/api/webhooks/:id/deliveries", s.listDeliveries, admin)
 	e.POST("/api/webhooks/deliveries/:deliveryId/retry", s.retryDelivery, admin)
+
+	// The route templates are the only route labels and log values; every rate-limited route (all but the
+	// unauthenticated ones) and every reason starts at 0.
+	var limited []string
+	for _, r := range e.Routes() {
+		if !s.routes[r.Path] && !unauthenticated[r.Path] {
+			limited = append(limited, r.Path)
+		}
+		s.routes[r.Path] = true
+	}
+	d.Metrics.Declare(metrics.Known{
+		DuplicateRoutes: []string{"/events"},
+		LimitedRoutes:   limited,
+		IgnoreReasons:   []string{ReasonUnsupportedType, ReasonStale, ReasonNoChange, ReasonDeleted},
+	})
 	return s
 }
+
+// unauthenticated are the routes that need no credentials, so no rate limit applies to them.
+var unauthenticated = map[string]bool{"/healthz": true, "/readyz": true, "/openapi.yaml": true, "/metrics": true}
 
 // Handler is the server's http.Handler.
 func (s *Server) Handler() http.Handler { return s.echo }
@@ -168,8 +187,9 @@ func (s *Server) requestID(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// accessLog writes one line per request. It logs no header, no query and no body, so no credential can
-// reach the log.
+// accessLog writes one line per request and counts it. It logs no header, no query and no body, so no
+// credential can reach the log; the method is logged truncated and counted as Method's closed set, and the route
+// is a template, so neither the log lines nor the metrics grow with what a client makes up.
 func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
@@ -178,20 +198,52 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 			c.Error(err)
 		}
 		route := c.Path()
-		if route == "" || c.Response().Status == http.StatusNotFound && c.Path() == "/*" {
+		if !s.routes[route] || errors.Is(err, echo.ErrNotFound) {
+			// The router's own 404: no route matched (Echo may still name the nearest node of its tree).
 			route = "unmatched"
 		}
 		elapsed := time.Since(start)
 		s.deps.Metrics.Request(route, c.Request().Method, c.Response().Status, elapsed)
 		s.log.LogAttrs(c.Request().Context(), slog.LevelInfo, "request",
 			slog.String("request_id", requestID(c)),
-			slog.String("method", c.Request().Method),
+			slog.String("method", logMethod(c.Request().Method)),
 			slog.String("route", route),
 			slog.Int("status", c.Response().Status),
 			slog.Int64("bytes", c.Response().Size),
 			slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
 		)
 		return nil
+	}
+}
+
+// logMethod is a method as logs show it: a standard one as it is, any other cut to 32 bytes (a method is a
+// token of ASCII characters, so the cut splits no character).
+func logMethod(method string) string { return truncate(method, 32) }
+
+// MaxHeaderBytes is the documented limit of a request's line and headers together; past it the answer is 431
+// in the documented error shape.
+const MaxHeaderBytes = 64 << 10
+
+// ServerMaxHeaderBytes is the http.Server's own limit, well above MaxHeaderBytes so that requests between the
+// two reach headerLimit and get a JSON answer; past it Go answers with plain text before any handler runs.
+const ServerMaxHeaderBytes = 1 << 20
+
+// headerLimit answers 431 to a request whose line and headers are larger than MaxHeaderBytes, counted as they
+// were sent (name, value, separators), so that Go's plain-text 431 is left for the very largest ones.
+func (s *Server) headerLimit(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		n := len(r.Method) + len(r.RequestURI) + len(r.Proto) + len("  \r\n") + len("Host: \r\n") + len(r.Host)
+		for name, values := range r.Header {
+			for _, v := range values {
+				n += len(name) + len(v) + len(": \r\n")
+			}
+		}
+		if n > MaxHeaderBytes {
+			return echo.NewHTTPError(http.StatusRequestHeaderFieldsTooLarge,
+				fmt.Sprintf("The request line and headers are %d bytes; at most 64 KiB (%d bytes) are accepted", n, MaxHeaderBytes))
+		}
+		return next(c)
 	}
 }
 
@@ -237,37 +289,4 @@ func readJSONBody(c echo.Context, accepted ...string) ([]byte, error) {
 
 func (s *Server) healthz(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
-}
-
-func (s *Server) readyz(c echo.Context) error {
-	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
-	defer cancel()
-	checks := map[string]string{}
-	status := http.StatusOK
-	for _, ch := range s.deps.Ready {
-		if err := ch.Check(ctx); err != nil {
-			checks[ch.Name] = "failing"
-			status = http.StatusServiceUnavailable
-			s.log.WarnContext(ctx, "readiness check failed", "check", ch.Name, "error", err.Error(), "request_id", requestID(c))
-			continue
-		}
-		checks[ch.Name] = "ok"
-	}
-	word := "ready"
-	if status != http.StatusOK {
-		word = "not ready"
-	}
-	body := map[string]any{"status": word, "checks": checks}
-	if s.deps.Relay != nil {
-		body["relay"] = s.deps.Relay()
-	}
-	if s.deps.Positions != nil {
-		if pos, err := s.deps.Positions(ctx); err == nil {
-			body["positions"] = pos
-			if store, ok := pos["store"]; ok {
-				body["projectionLag"] = store - pos["users-projection"]
-			}
-		}
-	}
-	return c.JSON(status, body)
 }

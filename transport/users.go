@@ -41,7 +41,9 @@ func DecodePostUsers(body []byte) (aggregate.Ensure, error) {
 		var fe userhook.FieldErrors
 		if errors.As(err, &fe) {
 			for i := range fe {
-				fe[i].Field = postUsersFields[fe[i].Field]
+				if name, ok := postUsersFields[fe[i].Field]; ok {
+					fe[i].Field = name
+				}
 			}
 		}
 		return aggregate.Ensure{}, err

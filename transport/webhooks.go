@@ -120,14 +120,14 @@ func decodeWebhookRequest(body []byte) (webhookRequest, userhook.FieldErrors, er
 
 // validateWebhook merges the decoding faults with the settings' own, one list for every fault at once; a
 // field that could not be decoded is not judged again.
-func validateWebhook(w delivery.Webhook, decoding userhook.FieldErrors, allowPrivate bool) error {
+func validateWebhook(w delivery.Webhook, decoding userhook.FieldErrors, guard delivery.Guard) error {
 	all := append(userhook.FieldErrors(nil), decoding...)
 	bad := map[string]bool{}
 	for _, f := range decoding {
 		bad[f.Field] = true
 	}
 	var settings userhook.FieldErrors
-	if errors.As(delivery.Validate(w, allowPrivate), &settings) {
+	if errors.As(delivery.Validate(w, guard), &settings) {
 		for _, f := range settings {
 			if !bad[strings.SplitN(f.Field, "[", 2)[0]] {
 				all = append(all, f)
@@ -152,7 +152,7 @@ func (s *Server) createWebhook(c echo.Context) error {
 	now := time.Now().UTC()
 	w := delivery.Webhook{ID: delivery.NewID("wh_"), Enabled: true, ContentType: "application/json", CreatedAt: now, UpdatedAt: now}
 	applyWebhookRequest(&w, req)
-	if err := validateWebhook(w, decoding, s.deps.AllowPrivate); err != nil {
+	if err := validateWebhook(w, decoding, s.deps.WebhookGuard); err != nil {
 		return err
 	}
 	if len(w.Secrets) == 0 {
@@ -227,7 +227,7 @@ func (s *Server) patchWebhook(c echo.Context) error {
 	}
 	before := w
 	applyWebhookRequest(&w, req)
-	if err := validateWebhook(w, decoding, s.deps.AllowPrivate); err != nil {
+	if err := validateWebhook(w, decoding, s.deps.WebhookGuard); err != nil {
 		return err
 	}
 	if len(w.Secrets) == 0 {
@@ -258,12 +258,7 @@ func (s *Server) deleteWebhook(c echo.Context) error {
 func (s *Server) listDeliveries(c echo.Context) error {
 	ctx := c.Request().Context()
 	var fe userhook.FieldErrors
-	allowed := map[string]bool{"status": true, "limit": true, "cursor": true}
-	for name := range c.QueryParams() {
-		if !allowed[name] {
-			fe.Add(name, "unknown query parameter")
-		}
-	}
+	unknownParams(c, map[string]bool{"status": true, "limit": true, "cursor": true}, &fe)
 	f := delivery.Filter{WebhookID: s.webhookID(c), Status: c.QueryParam("status")}
 	f.Limit = limitParam(c, &fe)
 	switch f.Status {

@@ -18,7 +18,7 @@ func TestIntegrationStore(t *testing.T) {
 	t.Run("Contract", func(t *testing.T) {
 		apikeytest.Run(t, func(t *testing.T) apikey.Store {
 			ctx := context.Background()
-			db, err := postgresdb.Open(ctx, pgtest.URL(t))
+			db, err := postgresdb.Open(ctx, pgtest.URL(t), 0)
 			require.NoError(t, err)
 			t.Cleanup(func() { _ = db.Close() })
 			s, err := postgres.New(ctx, db)
@@ -28,7 +28,7 @@ func TestIntegrationStore(t *testing.T) {
 	})
 	t.Run("MigrateTwice", func(t *testing.T) {
 		ctx := context.Background()
-		db, err := postgresdb.Open(ctx, pgtest.URL(t))
+		db, err := postgresdb.Open(ctx, pgtest.URL(t), 0)
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = db.Close() })
 		for range 2 {

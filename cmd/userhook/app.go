@@ -20,6 +20,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
+	"github.com/nats-io/nats.go"
 
 	"github.com/userhook/userhook/aggregate"
 	"github.com/userhook/userhook/apikey"
@@ -50,7 +51,7 @@ func openStorage(ctx context.Context, cfg Config) (*storage, error) {
 		return nil, err
 	}
 	if cfg.IsPostgres() {
-		return openPostgres(ctx, cfg.Database)
+		return openPostgres(ctx, cfg.Database, cfg.DatabaseTimeout)
 	}
 	db, err := sqlitedb.Open(cfg.Database)
 	if err != nil {
@@ -116,11 +117,15 @@ type Main struct {
 	served   chan error
 	cancel   context.CancelFunc
 
-	metrics  *metrics.Metrics
-	tracker  *projection.Tracker
-	users    *projection.Users
-	pipeline *projection.Pipeline
-	sender   *delivery.Sender
+	metrics *metrics.Metrics
+	tracker *projection.Tracker
+	// lag judges whether each consumer keeps up, for /readyz.
+	lag *projection.LagWatch
+	// natsHealth is a connection of its own to NATS, for /readyz (nil in process).
+	natsHealth *nats.Conn
+	users      *projection.Users
+	pipeline   *projection.Pipeline
+	sender     *delivery.Sender
 	// stopSender ends the delivery sender and waits for attempts in flight.
 	stopSender func()
 	closers    []func() error
@@ -208,7 +213,12 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	m.metrics = metrics.New(metrics.Sources{Positions: m.positions, Pending: m.storage.hooks.Pending})
+	m.metrics = metrics.New(metrics.Sources{Positions: m.positions, Pending: m.storage.hooks.Pending,
+		OldestDue: func(ctx context.Context) (time.Time, error) { return m.storage.hooks.OldestDue(ctx, time.Now()) }})
+	m.metrics.Declare(metrics.Known{
+		Outcomes: outcomeNames(),
+		Handlers: []string{projection.UsersProjection, delivery.ConsumerName},
+	})
 	if err := m.startProjections(ctx); err != nil {
 		return err
 	}
@@ -217,31 +227,23 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	ingestLimit, _ := transport.ParseRateLimit(cfg.RateLimitIngest)
 	readLimit, _ := transport.ParseRateLimit(cfg.RateLimitRead)
 	server := transport.NewServer(transport.Deps{
-		Metrics:     m.metrics,
-		IngestLimit: ingestLimit,
-		ReadLimit:   readLimit,
-		Users:       m.service(),
-		Auth:        &transport.Authenticator{JWT: verifier, Keys: apikey.NewKeyring(bootstrap, m.storage.keys)},
-		Logger:      m.log,
-		Reads:       m.storage.reads,
-		Tracker:     m.tracker,
-		Events:      m.storage.events,
-		Positions:   m.positions,
-		Relay: func() string {
-			if m.pipeline.Leading() {
-				return "leading"
-			}
-			return "standby"
-		},
+		Metrics:      m.metrics,
+		IngestLimit:  ingestLimit,
+		ReadLimit:    readLimit,
+		Users:        m.service(),
+		Auth:         &transport.Authenticator{JWT: verifier, Keys: apikey.NewKeyring(bootstrap, m.storage.keys)},
+		Logger:       m.log,
+		Reads:        m.storage.reads,
+		Tracker:      m.tracker,
+		Events:       m.storage.events,
+		Ready:        m.readiness,
 		Inbound:      &transport.WebhookVerifier{Secrets: secrets},
 		Webhooks:     m.storage.hooks,
 		Sender:       m.sender,
-		AllowPrivate: cfg.WebhookAllowPrivate,
+		WebhookGuard: cfg.webhookGuard(),
 		Receipts:     receipts,
-		Ready: []transport.Check{
-			{Name: "store", Check: m.storage.events.Ping},
-			{Name: "projection", Check: m.pipeline.Healthy},
-		},
+		// The embedded SQLite store has no network to stall on; PostgreSQL's calls are bounded.
+		StoreTimeout: storeTimeout(cfg),
 	})
 
 	m.listener, err = net.Listen("tcp", cfg.Addr)
@@ -251,6 +253,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.http = &http.Server{
 		Handler:           server.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    transport.ServerMaxHeaderBytes, // transport answers past its own smaller limit, in JSON
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       120 * time.Second,
@@ -340,8 +343,13 @@ func (m *Main) startProjections(ctx context.Context) error {
 		return err
 	}
 	m.tracker = projection.NewTracker(pos)
+	m.lag = &projection.LagWatch{MaxLag: m.Config.ReadyMaxLag, Stall: m.Config.ReadyStall}
 	m.users = &projection.Users{Model: m.storage.reads, Tracker: m.tracker, Store: m.storage.events}
-	m.pipeline = &projection.Pipeline{Store: m.storage.events, Checkpoints: m.storage.reads, Logger: m.log}
+	m.pipeline = &projection.Pipeline{Store: m.storage.events, Checkpoints: m.storage.reads, Logger: m.log,
+		Poisoned: func(handler string, _ int64) { m.metrics.Poisoned(handler) }}
+	if obs, ok := m.storage.events.(eventstore.CommitObserver); ok {
+		obs.ObserveCommits(m.metrics.CommitBatch)
+	}
 	if m.storage.pg != nil {
 		// Several instances: one relay between them, and every instance's readers follow every commit.
 		m.pipeline.Lead = leadWithPostgres(m.storage.pg)
@@ -351,12 +359,12 @@ func (m *Main) startProjections(ctx context.Context) error {
 	backoff, _ := parseBackoff(m.Config.DeliveryBackoff)
 	m.sender = &delivery.Sender{
 		Store:        m.storage.hooks,
-		Client:       delivery.NewClient(delivery.Timeout, m.Config.WebhookAllowPrivate),
+		Client:       delivery.NewClient(delivery.Timeout, m.Config.webhookGuard()),
 		Backoff:      backoff,
 		DisableAfter: m.Config.WebhookDisableAfter,
 		Workers:      m.Config.DeliveryWorkers,
 		Logger:       m.log.With("component", "delivery"),
-		Observe:      func(o delivery.Outcome) { m.metrics.Attempt(string(o)) },
+		Observe:      func(o delivery.Outcome, took time.Duration) { m.metrics.AttemptDone(string(o), took) },
 	}
 	consumer := &delivery.Consumer{Store: m.storage.hooks, Events: m.storage.events, Wake: m.sender.Wake}
 	usersHandler := projection.Handler{
@@ -381,6 +389,10 @@ func (m *Main) startProjections(ctx context.Context) error {
 			return fmt.Errorf("nats: %w", err)
 		}
 		m.closers = append(m.closers, pub.Close)
+		if m.natsHealth, err = nats.Connect(m.Config.PubSub, nats.Name("userhook-health"), nats.MaxReconnects(-1)); err != nil {
+			return fmt.Errorf("nats: %w", err)
+		}
+		m.closers = append(m.closers, func() error { m.natsHealth.Close(); return nil })
 		usersSub, err := ns.subscriber(projection.UsersProjection, 1)
 		if err != nil {
 			return fmt.Errorf("nats: %w", err)
@@ -403,6 +415,8 @@ func (m *Main) startProjections(ctx context.Context) error {
 		m.pipeline.Publisher, m.pipeline.Subscriber = pubsub, pubsub
 		usersBatch := projection.NewBatcher(m.users.ProjectBatch, 4096, m.log.With("component", projection.UsersProjection))
 		deliveryBatch := projection.NewBatcher(consumer.ConsumeBatch, 4096, m.log.With("component", delivery.ConsumerName))
+		usersBatch.Poison = func(eventstore.Event, error) { m.metrics.Poisoned(projection.UsersProjection) }
+		deliveryBatch.Poison = func(eventstore.Event, error) { m.metrics.Poisoned(delivery.ConsumerName) }
 		usersHandler.Handle, usersHandler.Run = usersBatch.Handle, usersBatch.Run
 		deliveryHandler.Handle, deliveryHandler.Run = deliveryBatch.Handle, deliveryBatch.Run
 	}
@@ -421,9 +435,13 @@ func (m *Main) startProjections(ctx context.Context) error {
 	return nil
 }
 
-// positions are how far the store, the relay and the users projection are.
+// positions are how far the store, the relay and each consumer are.
 func (m *Main) positions(ctx context.Context) (map[string]int64, error) {
 	last, err := m.storage.events.LastPosition(ctx)
+	if err != nil {
+		return nil, err
+	}
+	deliveries, err := m.storage.hooks.Checkpoint(ctx, delivery.ConsumerName)
 	if err != nil {
 		return nil, err
 	}
@@ -431,6 +449,7 @@ func (m *Main) positions(ctx context.Context) (map[string]int64, error) {
 		"store":                    last,
 		"relay":                    m.pipeline.Relay().Position(),
 		projection.UsersProjection: m.tracker.Position(),
+		delivery.ConsumerName:      deliveries,
 	}, nil
 }
 
@@ -492,6 +511,21 @@ func (m *Main) close() error {
 		_ = m.logs.Close()
 	}
 	return errors.Join(errs...)
+}
+
+func outcomeNames() []string {
+	names := make([]string, len(delivery.Outcomes))
+	for i, o := range delivery.Outcomes {
+		names[i] = string(o)
+	}
+	return names
+}
+
+func storeTimeout(cfg Config) time.Duration {
+	if cfg.IsPostgres() {
+		return cfg.DatabaseTimeout
+	}
+	return 0
 }
 
 func randomSecret() string {

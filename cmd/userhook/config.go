@@ -5,11 +5,13 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/userhook/userhook/apikey"
+	"github.com/userhook/userhook/delivery"
 	"github.com/userhook/userhook/standardwebhooks"
 	"github.com/userhook/userhook/transport"
 )
@@ -26,10 +28,12 @@ type Config struct {
 	APIKeys             string
 	WebhookSecrets      string
 	WebhookAllowPrivate bool
+	WebhookAllowCIDRs   string
 	DeliveryBackoff     string
 	// WebhookDisableAfter disables a webhook whose deliveries have all failed for this long (0: never).
 	WebhookDisableAfter time.Duration
-	// DeliveryWorkers is how many deliveries are sent at once.
+	// DeliveryWorkers is how many deliveries are sent at once over all webhooks; one webhook gets
+	// delivery.DefaultPerEndpoint of them at most.
 	DeliveryWorkers int
 	// RateLimitIngest and RateLimitRead are "RATE[:BURST]" per API key (and per signing secret on POST
 	// /events); empty is no limit, the default for ingest.
@@ -46,6 +50,13 @@ type Config struct {
 	Dev bool
 	// ShutdownTimeout bounds how long requests in flight may take to finish on SIGTERM.
 	ShutdownTimeout time.Duration
+	// DatabaseTimeout bounds every PostgreSQL call of a request or of the event store's writer; past it the
+	// request answers 503 with Retry-After and nothing is half-written (0: no bound).
+	DatabaseTimeout time.Duration
+	// ReadyMaxLag is how many events a consumer may be behind the store before /readyz fails (0: no bound);
+	// ReadyStall how long a consumer that is behind may go without advancing (0: no bound).
+	ReadyMaxLag int64
+	ReadyStall  time.Duration
 }
 
 // DefaultConfig is the embedded default: a SQLite file and in-process pub/sub.
@@ -56,10 +67,13 @@ func DefaultConfig() Config {
 		PubSub:              "embedded",
 		DeliveryBackoff:     "5s,30s,2m,10m,1h,6h",
 		WebhookDisableAfter: 72 * time.Hour,
-		DeliveryWorkers:     4,
+		DeliveryWorkers:     64,
 		StateCache:          200000,
 		LogLevel:            "info",
 		ShutdownTimeout:     15 * time.Second,
+		DatabaseTimeout:     10 * time.Second,
+		ReadyMaxLag:         10000,
+		ReadyStall:          30 * time.Second,
 	}
 }
 
@@ -86,6 +100,7 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.APIKeys, "api-keys", c.APIKeys, "bootstrap API keys, comma-separated KEY:ROLE")
 	fs.StringVar(&c.WebhookSecrets, "webhook-secrets", c.WebhookSecrets, "inbound signing secrets (whsec_...), comma-separated")
 	fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", c.WebhookAllowPrivate, "let deliveries reach loopback and private addresses")
+	fs.StringVar(&c.WebhookAllowCIDRs, "webhook-allow-cidrs", c.WebhookAllowCIDRs, "CIDRs deliveries may reach besides public addresses, comma-separated")
 	fs.StringVar(&c.DeliveryBackoff, "delivery-backoff", c.DeliveryBackoff, "delays between delivery attempts")
 	fs.DurationVar(&c.WebhookDisableAfter, "webhook-disable-after", c.WebhookDisableAfter, "disable a webhook whose deliveries all failed for this long (0: never)")
 	fs.IntVar(&c.DeliveryWorkers, "delivery-workers", c.DeliveryWorkers, "deliveries sent at once")
@@ -96,6 +111,9 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.StateCache, "state-cache", c.StateCache, "users whose state is kept in memory (0: none)")
 	fs.BoolVar(&c.Dev, "dev", c.Dev, "generate and print ephemeral development credentials")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long requests in flight may take on shutdown")
+	fs.Int64Var(&c.ReadyMaxLag, "ready-max-lag", c.ReadyMaxLag, "events a consumer may be behind the store before /readyz fails (0: no bound)")
+	fs.DurationVar(&c.ReadyStall, "ready-stall", c.ReadyStall, "how long a consumer that is behind may go without advancing before /readyz fails (0: no bound)")
+	fs.DurationVar(&c.DatabaseTimeout, "database-timeout", c.DatabaseTimeout, "deadline of every PostgreSQL call of a request (503 past it; 0: none)")
 }
 
 // parse reads args into fs, then fills every flag not given from USERHOOK_<FLAG>.
@@ -185,6 +203,9 @@ func (c Config) Validate() error {
 	if _, err := parseBackoff(c.DeliveryBackoff); err != nil {
 		errs = append(errs, err)
 	}
+	if _, err := parseAllowCIDRs(c.WebhookAllowCIDRs); err != nil {
+		errs = append(errs, err)
+	}
 	if c.WebhookDisableAfter < 0 {
 		errs = append(errs, errors.New("webhook-disable-after: must not be negative"))
 	}
@@ -202,6 +223,12 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("shutdown-timeout: must be positive"))
+	}
+	if c.ReadyMaxLag < 0 || c.ReadyStall < 0 {
+		errs = append(errs, errors.New("ready-max-lag, ready-stall: must not be negative"))
+	}
+	if c.DatabaseTimeout < 0 {
+		errs = append(errs, errors.New("database-timeout: must not be negative"))
 	}
 	return errors.Join(errs...)
 }
@@ -223,6 +250,31 @@ func parseWebhookSecrets(s string) ([][]byte, error) {
 	}
 	if len(out) > 2 {
 		errs = append(errs, errors.New("webhook-secrets: at most two secrets (current and next, for rotation)"))
+	}
+	return out, errors.Join(errs...)
+}
+
+// webhookGuard is which addresses deliveries may reach, and which webhook URLs are accepted.
+func (c Config) webhookGuard() delivery.Guard {
+	allow, _ := parseAllowCIDRs(c.WebhookAllowCIDRs) // Validate has reported a fault
+	return delivery.Guard{AllowPrivate: c.WebhookAllowPrivate, Allow: allow}
+}
+
+// parseAllowCIDRs reads a comma-separated list of CIDRs, reporting every entry that is not one.
+func parseAllowCIDRs(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	var errs []error
+	for i, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(part)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("webhook-allow-cidrs: entry %d, %q, is not a CIDR like 10.20.0.0/16 or fd00:1234::/32", i+1, part))
+			continue
+		}
+		out = append(out, p.Masked())
 	}
 	return out, errors.Join(errs...)
 }

@@ -43,11 +43,11 @@ func TestMetrics(t *testing.T) {
 	r := s.do(http.MethodGet, "/metrics", "")
 	require.Equal(t, http.StatusOK, r.Status, "no authentication")
 	text := string(r.Body)
-	assert.Equal(t, 2.0, metric(t, text, `userhook_http_requests_total{method="POST",route="/users",status="200"}`))
-	assert.Equal(t, 1.0, metric(t, text, `userhook_http_requests_total{method="POST",route="/users",status="401"}`))
-	assert.Equal(t, 3.0, metric(t, text, `userhook_http_requests_total{method="POST",route="/events",status="200"}`))
-	assert.Equal(t, 3.0, metric(t, text, `userhook_ingest_duration_seconds_count{route="/users",status="200"}`)+
-		metric(t, text, `userhook_ingest_duration_seconds_count{route="/users",status="401"}`))
+	assert.Equal(t, 2.0, metric(t, text, `userhook_http_requests_total{code="200",method="POST",route="/users"}`))
+	assert.Equal(t, 1.0, metric(t, text, `userhook_http_requests_total{code="401",method="POST",route="/users"}`))
+	assert.Equal(t, 3.0, metric(t, text, `userhook_http_requests_total{code="200",method="POST",route="/events"}`))
+	assert.Equal(t, 3.0, metric(t, text, `userhook_http_request_duration_seconds_count{code="200",method="POST",route="/users"}`)+
+		metric(t, text, `userhook_http_request_duration_seconds_count{code="401",method="POST",route="/users"}`))
 	assert.Equal(t, 2.0, metric(t, text, `userhook_events_appended_total{type="user.registered.v1"}`))
 	assert.Equal(t, 1.0, metric(t, text, `userhook_events_duplicate_total{route="/events"}`))
 	assert.Equal(t, 1.0, metric(t, text, `userhook_events_ignored_total{reason="unsupported_type"}`))

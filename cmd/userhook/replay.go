@@ -42,6 +42,8 @@ func cmdReplay(ctx context.Context, cfg Config, args []string, getenv func(strin
 		}
 		defer pprof.StopCPUProfile()
 	}
+	// A rebuild swaps the whole users table in one statement, which may take longer than a request's deadline.
+	cfg.DatabaseTimeout = 0
 	st, err := openStorage(ctx, cfg)
 	if err != nil {
 		return err

@@ -21,7 +21,7 @@ import (
 
 // openPostgres opens the scale-out storage: events, API keys, the read model and the webhook tables, all on
 // one PostgreSQL database that several instances share.
-func openPostgres(ctx context.Context, url string) (_ *storage, err error) {
+func openPostgres(ctx context.Context, url string, timeout time.Duration) (_ *storage, err error) {
 	// st is closed on failure through its own variable: the named result is nil by then, and closing that
 	// panicked instead of reporting why the database could not be opened.
 	st := &storage{}
@@ -30,7 +30,7 @@ func openPostgres(ctx context.Context, url string) (_ *storage, err error) {
 			_ = st.Close()
 		}
 	}()
-	if st.pg, err = postgresdb.Open(ctx, url); err != nil {
+	if st.pg, err = postgresdb.Open(ctx, url, timeout); err != nil {
 		return nil, fmt.Errorf("cannot open the database %s: %w", redactDatabase(url), err)
 	}
 	events, err := eventspg.New(ctx, st.pg)

@@ -202,8 +202,10 @@ func TestHealth(t *testing.T) {
 	assert.Equal(t, http.StatusOK, s.do(http.MethodGet, "/healthz", "").Status)
 	require.Equal(t, http.StatusOK, s.postUser("auth0|h", "h@example.com").Status)
 	s.waitProjected()
-	want := `{"status":"ready","relay":"leading","checks":{"store":"ok","projection":"ok"},
-		"positions":{"store":1,"relay":1,"users-projection":1},"projectionLag":0}`
+	want := `{"status":"ready","relay":"leading",
+		"checks":{"store":"ok","pubsub":"ok","users-projection":"ok","webhook-deliveries":"ok"},
+		"positions":{"store":1,"relay":1,"users-projection":1,"webhook-deliveries":1},
+		"lag":{"users-projection":0,"webhook-deliveries":0}}`
 	var ready response
 	assert.Eventually(t, func() bool {
 		ready = s.do(http.MethodGet, "/readyz", "")
@@ -212,7 +214,7 @@ func TestHealth(t *testing.T) {
 	require.NoError(t, s.Main.storage.db.Read.Close())
 	notReady := s.do(http.MethodGet, "/readyz", "")
 	assert.Equal(t, http.StatusServiceUnavailable, notReady.Status)
-	assert.Contains(t, string(notReady.Body), `"store":"failing"`)
+	assert.Contains(t, string(notReady.Body), `"users-projection":"failing"`, "positions cannot be read")
 	assert.Equal(t, http.StatusOK, s.do(http.MethodGet, "/healthz", "").Status, "the process is still up")
 }
 
@@ -265,7 +267,8 @@ func TestReadyzWhenTheProjectionStops(t *testing.T) {
 	require.NoError(t, s.Main.pipeline.Close()) // the router and the relay stop; the HTTP server goes on
 	r := s.do(http.MethodGet, "/readyz", "")
 	assert.Equal(t, http.StatusServiceUnavailable, r.Status)
-	assert.Contains(t, string(r.Body), `"projection":"failing"`)
+	assert.Contains(t, string(r.Body), `"users-projection":"failing"`)
+	assert.Contains(t, string(r.Body), `"webhook-deliveries":"failing"`)
 	assert.Equal(t, http.StatusOK, s.do(http.MethodGet, "/healthz", "").Status)
 }
 

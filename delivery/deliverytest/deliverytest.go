@@ -51,7 +51,12 @@ func Run(t *testing.T, newStore func(t *testing.T) delivery.Store) {
 		{"ClaimDuePendingSoonestFirst", testClaimDueSoonestFirst},
 		{"ClaimLimit", testClaimLimit},
 		{"ClaimLeases", testClaimLeases},
+		{"ClaimPerWebhook", testClaimPerWebhook},
+		{"ClaimPerWebhookPassesOverLeased", testClaimPerWebhookLeased},
+		{"ClaimSkipsWebhooks", testClaimSkip},
+		{"ClaimNothingWithoutRoom", testClaimNoRoom},
 		{"ConcurrentClaimsHandEachDeliveryOnce", testConcurrentClaims},
+		{"ConcurrentClaimsPerWebhookHandEachDeliveryOnce", testConcurrentClaimsPerWebhook},
 		{"RecordSavesOutcomeAndReleasesLease", testRecord},
 		{"RecordSavesWebhookChange", testRecordWebhook},
 		{"RecordAfterWebhookDeleted", testRecordDeletedWebhook},
@@ -60,6 +65,8 @@ func Run(t *testing.T, newStore func(t *testing.T) delivery.Store) {
 		{"DeliveriesPagesNewestFirst", testDeliveriesPages},
 		{"DeliveriesFilterByStatus", testDeliveriesStatus},
 		{"NextDue", testNextDue},
+		{"NextDueSkipsWebhooks", testNextDueSkip},
+		{"OldestDue", testOldestDue},
 		{"Pending", testPending},
 	}
 	for _, tc := range tests {
@@ -214,7 +221,7 @@ func testDeleteWebhook(t *testing.T, s delivery.Store) {
 	n, err := s.Pending(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, int64(1), n)
-	claimed, err := s.Claim(ctx, t0, time.Minute, 10)
+	claimed, err := s.Claim(ctx, t0, time.Minute, delivery.ClaimLimits{Total: 10})
 	require.NoError(t, err)
 	assert.Equal(t, []string{db1.ID}, ids(claimed))
 
@@ -348,7 +355,7 @@ func testClaimDueSoonestFirst(t *testing.T, s delivery.Store) {
 	settle(t, s, done, delivery.StatusSucceeded)
 	settle(t, s, failed, delivery.StatusFailed)
 
-	claimed, err := s.Claim(ctx, t0, 30*time.Second, 10)
+	claimed, err := s.Claim(ctx, t0, 30*time.Second, delivery.ClaimLimits{Total: 10})
 	require.NoError(t, err)
 	assert.Equal(t, []string{early.ID, tieLow.ID, tieHigh.ID, late.ID, now.ID}, ids(claimed),
 		"pending and due only, soonest first, then by position")
@@ -370,13 +377,13 @@ func testClaimLimit(t *testing.T, s delivery.Store) {
 	}
 	enqueue(t, s, 10, ds...)
 
-	first, err := s.Claim(ctx, t0, time.Minute, 2)
+	first, err := s.Claim(ctx, t0, time.Minute, delivery.ClaimLimits{Total: 2})
 	require.NoError(t, err)
 	assert.Equal(t, []string{ds[4].ID, ds[3].ID}, ids(first), "the limit takes the soonest")
-	rest, err := s.Claim(ctx, t0, time.Minute, 10)
+	rest, err := s.Claim(ctx, t0, time.Minute, delivery.ClaimLimits{Total: 10})
 	require.NoError(t, err)
 	assert.Equal(t, []string{ds[2].ID, ds[1].ID, ds[0].ID}, ids(rest))
-	none, err := s.Claim(ctx, t0, time.Minute, 10)
+	none, err := s.Claim(ctx, t0, time.Minute, delivery.ClaimLimits{Total: 10})
 	require.NoError(t, err)
 	assert.Empty(t, none)
 }
@@ -388,22 +395,30 @@ func testClaimLeases(t *testing.T, s delivery.Store) {
 	enqueue(t, s, 3, ds...)
 	const lease = time.Minute
 
-	claimed, err := s.Claim(ctx, t0, lease, 10)
+	claimed, err := s.Claim(ctx, t0, lease, delivery.ClaimLimits{Total: 10})
 	require.NoError(t, err)
 	require.Len(t, claimed, 3)
 	for _, at := range []time.Time{t0, t0.Add(30 * time.Second), t0.Add(lease - time.Nanosecond)} {
-		again, err := s.Claim(ctx, at, lease, 10)
+		again, err := s.Claim(ctx, at, lease, delivery.ClaimLimits{Total: 10})
 		require.NoError(t, err)
 		assert.Empty(t, again, "a leased delivery is not handed out again before %s", at.Sub(t0))
 	}
 
-	again, err := s.Claim(ctx, t0.Add(lease), lease, 10)
+	again, err := s.Claim(ctx, t0.Add(lease), lease, delivery.ClaimLimits{Total: 10})
 	require.NoError(t, err)
 	assert.Equal(t, ids(ds), ids(again), "an expired lease is claimed again (its sender died)")
 	assert.Equal(t, ds, again, "claiming changes nothing but the lease")
 }
 
 func testConcurrentClaims(t *testing.T, s delivery.Store) {
+	concurrentClaims(t, s, delivery.ClaimLimits{Total: 7})
+}
+
+func testConcurrentClaimsPerWebhook(t *testing.T, s delivery.Store) {
+	concurrentClaims(t, s, delivery.ClaimLimits{Total: 7, PerWebhook: 3, Skip: []string{"wh_nobody"}})
+}
+
+func concurrentClaims(t *testing.T, s delivery.Store, limits delivery.ClaimLimits) {
 	ctx := context.Background()
 	const hooks, perHook, claimers = 4, 50, 8
 	var ds []delivery.Delivery
@@ -429,7 +444,7 @@ func testConcurrentClaims(t *testing.T, s delivery.Store) {
 			defer wg.Done()
 			<-start
 			for {
-				claimed, err := s.Claim(ctx, t0, time.Hour, 7)
+				claimed, err := s.Claim(ctx, t0, time.Hour, limits)
 				mu.Lock()
 				if err != nil {
 					errs = append(errs, err)
@@ -457,16 +472,144 @@ func testConcurrentClaims(t *testing.T, s delivery.Store) {
 	}
 	sort.Strings(twice)
 	assert.Empty(t, twice, "no delivery is handed to two claimers")
-	none, err := s.Claim(ctx, t0, time.Hour, 10)
+	none, err := s.Claim(ctx, t0, time.Hour, delivery.ClaimLimits{Total: 10})
 	require.NoError(t, err)
 	assert.Empty(t, none)
+}
+
+func testClaimPerWebhook(t *testing.T, s delivery.Store) {
+	ctx := context.Background()
+	createWebhooks(t, s, webhook("wh_a", t0), webhook("wh_b", t0), webhook("wh_c", t0))
+	// wh_a has the soonest five, wh_b two later ones, wh_c one, and one not due yet.
+	var ds []delivery.Delivery
+	for i := range 5 {
+		ds = append(ds, pending("wh_a", fmt.Sprintf("e%d", i), int64(i+1), t0.Add(-time.Hour+time.Duration(i)*time.Second)))
+	}
+	b1, b2 := pending("wh_b", "e1", 1, t0.Add(-time.Minute)), pending("wh_b", "e2", 2, t0.Add(-30*time.Second))
+	c1, cLater := pending("wh_c", "e3", 3, t0.Add(-time.Second)), pending("wh_c", "e4", 4, t0.Add(time.Second))
+	enqueue(t, s, 5, append(ds, b1, b2, c1, cLater)...)
+
+	claimed, err := s.Claim(ctx, t0, time.Minute, delivery.ClaimLimits{Total: 10, PerWebhook: 2})
+	require.NoError(t, err)
+	assert.Equal(t, []string{ds[0].ID, ds[1].ID, b1.ID, b2.ID, c1.ID}, ids(claimed),
+		"at most 2 of a webhook, each webhook's soonest, all of them soonest first")
+
+	claimed, err = s.Claim(ctx, t0, time.Minute, delivery.ClaimLimits{Total: 1, PerWebhook: 2})
+	require.NoError(t, err)
+	assert.Equal(t, []string{ds[2].ID}, ids(claimed), "the total limit takes the soonest")
+	claimed, err = s.Claim(ctx, t0, time.Minute, delivery.ClaimLimits{Total: 10, PerWebhook: 1})
+	require.NoError(t, err)
+	assert.Equal(t, []string{ds[3].ID}, ids(claimed))
+	claimed, err = s.Claim(ctx, t0, time.Minute, delivery.ClaimLimits{Total: 10})
+	require.NoError(t, err)
+	assert.Equal(t, []string{ds[4].ID}, ids(claimed), "no per-webhook limit when it is 0")
+}
+
+// A webhook's leased deliveries (being sent) do not count against its limit: the next due ones are claimed.
+func testClaimPerWebhookLeased(t *testing.T, s delivery.Store) {
+	ctx := context.Background()
+	createWebhooks(t, s, webhook("wh_a", t0))
+	var ds []delivery.Delivery
+	for i := range 4 {
+		ds = append(ds, pending("wh_a", fmt.Sprintf("e%d", i), int64(i+1), t0.Add(time.Duration(i-10)*time.Second)))
+	}
+	enqueue(t, s, 4, ds...)
+	first, err := s.Claim(ctx, t0, time.Minute, delivery.ClaimLimits{Total: 10, PerWebhook: 2})
+	require.NoError(t, err)
+	assert.Equal(t, []string{ds[0].ID, ds[1].ID}, ids(first))
+	second, err := s.Claim(ctx, t0, time.Minute, delivery.ClaimLimits{Total: 10, PerWebhook: 2})
+	require.NoError(t, err)
+	assert.Equal(t, []string{ds[2].ID, ds[3].ID}, ids(second))
+	assert.Equal(t, ds[2], second[0], "a claimed delivery comes whole")
+}
+
+func testClaimSkip(t *testing.T, s delivery.Store) {
+	ctx := context.Background()
+	createWebhooks(t, s, webhook("wh_a", t0), webhook("wh_b", t0), webhook("wh_c", t0))
+	a, b, c := pending("wh_a", "e1", 1, t0.Add(-time.Hour)), pending("wh_b", "e2", 2, t0.Add(-time.Minute)), pending("wh_c", "e3", 3, t0)
+	enqueue(t, s, 3, a, b, c)
+
+	claimed, err := s.Claim(ctx, t0, time.Minute, delivery.ClaimLimits{Total: 10, Skip: []string{"wh_a", "wh_c", "wh_nobody"}})
+	require.NoError(t, err)
+	assert.Equal(t, []string{b.ID}, ids(claimed), "a skipped webhook's deliveries are left, however due")
+	claimed, err = s.Claim(ctx, t0, time.Minute, delivery.ClaimLimits{Total: 10, PerWebhook: 5, Skip: []string{"wh_c"}})
+	require.NoError(t, err)
+	assert.Equal(t, []string{a.ID}, ids(claimed))
+	claimed, err = s.Claim(ctx, t0, time.Minute, delivery.ClaimLimits{Total: 10, Skip: []string{}})
+	require.NoError(t, err)
+	assert.Equal(t, []string{c.ID}, ids(claimed), "an empty skip list skips nothing")
+}
+
+func testClaimNoRoom(t *testing.T, s delivery.Store) {
+	ctx := context.Background()
+	createWebhooks(t, s, webhook("wh_a", t0))
+	d := pending("wh_a", "e1", 1, t0)
+	enqueue(t, s, 1, d)
+	claimed, err := s.Claim(ctx, t0, time.Minute, delivery.ClaimLimits{Total: 0, PerWebhook: 2})
+	require.NoError(t, err)
+	assert.Empty(t, claimed)
+	claimed, err = s.Claim(ctx, t0, time.Minute, delivery.ClaimLimits{Total: 1})
+	require.NoError(t, err)
+	assert.Equal(t, []string{d.ID}, ids(claimed), "a claim with no room leased nothing")
+}
+
+func testNextDueSkip(t *testing.T, s delivery.Store) {
+	ctx := context.Background()
+	createWebhooks(t, s, webhook("wh_a", t0), webhook("wh_b", t0))
+	enqueue(t, s, 2, pending("wh_a", "e1", 1, t0.Add(-time.Hour)), pending("wh_b", "e2", 2, t0.Add(time.Minute)))
+	next, err := s.NextDue(ctx, nil)
+	require.NoError(t, err)
+	assert.Equal(t, t0.Add(-time.Hour), next)
+	next, err = s.NextDue(ctx, []string{"wh_a"})
+	require.NoError(t, err)
+	assert.Equal(t, t0.Add(time.Minute), next, "a skipped webhook's deliveries are not waited for")
+	next, err = s.NextDue(ctx, []string{"wh_a", "wh_b"})
+	require.NoError(t, err)
+	assert.True(t, next.IsZero(), "every webhook skipped: zero, got %s", next)
+}
+
+func testOldestDue(t *testing.T, s delivery.Store) {
+	ctx := context.Background()
+	oldest, err := s.OldestDue(ctx, t0)
+	require.NoError(t, err)
+	assert.True(t, oldest.IsZero(), "nothing pending: zero, got %s", oldest)
+
+	createWebhooks(t, s, webhook("wh_a", t0), webhook("wh_b", t0))
+	old, newer, future := pending("wh_a", "e1", 1, t0.Add(-time.Hour)), pending("wh_b", "e2", 2, t0.Add(-time.Minute)),
+		pending("wh_a", "e3", 3, t0.Add(time.Minute))
+	enqueue(t, s, 3, old, newer, future)
+	oldest, err = s.OldestDue(ctx, t0.Add(-2*time.Hour))
+	require.NoError(t, err)
+	assert.True(t, oldest.IsZero(), "nothing due yet: zero, got %s", oldest)
+	oldest, err = s.OldestDue(ctx, t0)
+	require.NoError(t, err)
+	assert.Equal(t, t0.Add(-time.Hour), oldest)
+
+	claimed, err := s.Claim(ctx, t0, time.Minute, delivery.ClaimLimits{Total: 1})
+	require.NoError(t, err)
+	require.Equal(t, []string{old.ID}, ids(claimed))
+	oldest, err = s.OldestDue(ctx, t0)
+	require.NoError(t, err)
+	assert.Equal(t, t0.Add(-time.Hour), oldest, "a delivery being sent still waits")
+
+	settle(t, s, old, delivery.StatusSucceeded)
+	oldest, err = s.OldestDue(ctx, t0)
+	require.NoError(t, err)
+	assert.Equal(t, t0.Add(-time.Minute), oldest)
+	settle(t, s, newer, delivery.StatusFailed)
+	oldest, err = s.OldestDue(ctx, t0)
+	require.NoError(t, err)
+	assert.True(t, oldest.IsZero(), "only a later one pending: zero, got %s", oldest)
+	oldest, err = s.OldestDue(ctx, t0.Add(time.Hour))
+	require.NoError(t, err)
+	assert.Equal(t, t0.Add(time.Minute), oldest)
 }
 
 func testRecord(t *testing.T, s delivery.Store) {
 	ctx := context.Background()
 	createWebhooks(t, s, webhook("wh_a", t0))
 	enqueue(t, s, 1, pending("wh_a", "e1", 1, t0))
-	claimed, err := s.Claim(ctx, t0, 10*time.Minute, 1)
+	claimed, err := s.Claim(ctx, t0, 10*time.Minute, delivery.ClaimLimits{Total: 1})
 	require.NoError(t, err)
 	require.Len(t, claimed, 1)
 
@@ -479,7 +622,7 @@ func testRecord(t *testing.T, s delivery.Store) {
 	require.NoError(t, err)
 	assert.Equal(t, d, got)
 
-	retried, err := s.Claim(ctx, t0.Add(2*time.Minute), 10*time.Minute, 1)
+	retried, err := s.Claim(ctx, t0.Add(2*time.Minute), 10*time.Minute, delivery.ClaimLimits{Total: 1})
 	require.NoError(t, err)
 	assert.Equal(t, []delivery.Delivery{d}, retried, "Record releases the lease: the retry is due at its own time")
 
@@ -493,7 +636,7 @@ func testRecord(t *testing.T, s delivery.Store) {
 	n, err := s.Pending(ctx)
 	require.NoError(t, err)
 	assert.Zero(t, n)
-	none, err := s.Claim(ctx, t0.Add(time.Hour), time.Minute, 10)
+	none, err := s.Claim(ctx, t0.Add(time.Hour), time.Minute, delivery.ClaimLimits{Total: 10})
 	require.NoError(t, err)
 	assert.Empty(t, none, "a settled delivery is never claimed")
 	w, err := s.Webhook(ctx, "wh_a")
@@ -506,7 +649,7 @@ func testRecordWebhook(t *testing.T, s delivery.Store) {
 	w := webhook("wh_a", t0)
 	createWebhooks(t, s, w)
 	enqueue(t, s, 1, pending("wh_a", "e1", 1, t0))
-	claimed, err := s.Claim(ctx, t0, time.Minute, 1)
+	claimed, err := s.Claim(ctx, t0, time.Minute, delivery.ClaimLimits{Total: 1})
 	require.NoError(t, err)
 	require.Len(t, claimed, 1)
 
@@ -526,7 +669,7 @@ func testClaimOne(t *testing.T, s delivery.Store) {
 	ctx := context.Background()
 	createWebhooks(t, s, webhook("wh_a", t0))
 	enqueue(t, s, 1, pending("wh_a", "e1", 1, t0))
-	claimed, err := s.Claim(ctx, t0, time.Minute, 1)
+	claimed, err := s.Claim(ctx, t0, time.Minute, delivery.ClaimLimits{Total: 1})
 	require.NoError(t, err)
 	require.Len(t, claimed, 1)
 	id := claimed[0].ID
@@ -538,7 +681,7 @@ func testClaimOne(t *testing.T, s delivery.Store) {
 	require.NoError(t, err)
 	assert.True(t, ok, "once the lease ended it is")
 	assert.Equal(t, id, d.ID)
-	again, err := s.Claim(ctx, t0.Add(2*time.Minute), time.Minute, 10)
+	again, err := s.Claim(ctx, t0.Add(2*time.Minute), time.Minute, delivery.ClaimLimits{Total: 10})
 	require.NoError(t, err)
 	assert.Empty(t, again, "and Claim sees it leased")
 
@@ -552,7 +695,7 @@ func testRecordKeepsConcurrentChange(t *testing.T, s delivery.Store) {
 	w := webhook("wh_a", t0)
 	createWebhooks(t, s, w)
 	enqueue(t, s, 1, pending("wh_a", "e1", 1, t0))
-	claimed, err := s.Claim(ctx, t0, time.Minute, 1)
+	claimed, err := s.Claim(ctx, t0, time.Minute, delivery.ClaimLimits{Total: 1})
 	require.NoError(t, err)
 	require.Len(t, claimed, 1)
 
@@ -580,7 +723,7 @@ func testRecordDeletedWebhook(t *testing.T, s delivery.Store) {
 	w := webhook("wh_a", t0)
 	createWebhooks(t, s, w)
 	enqueue(t, s, 1, pending("wh_a", "e1", 1, t0))
-	claimed, err := s.Claim(ctx, t0, time.Minute, 1)
+	claimed, err := s.Claim(ctx, t0, time.Minute, delivery.ClaimLimits{Total: 1})
 	require.NoError(t, err)
 	require.Len(t, claimed, 1)
 	require.NoError(t, s.DeleteWebhook(ctx, "wh_a"))
@@ -671,7 +814,7 @@ func testDeliveriesStatus(t *testing.T, s delivery.Store) {
 
 func testNextDue(t *testing.T, s delivery.Store) {
 	ctx := context.Background()
-	next, err := s.NextDue(ctx)
+	next, err := s.NextDue(ctx, nil)
 	require.NoError(t, err)
 	assert.True(t, next.IsZero(), "nothing pending: zero, got %s", next)
 
@@ -680,27 +823,27 @@ func testNextDue(t *testing.T, s delivery.Store) {
 		pending("wh_a", "e3", 3, t0.Add(-time.Minute))
 	enqueue(t, s, 3, later, sooner, settled)
 	settle(t, s, settled, delivery.StatusSucceeded)
-	next, err = s.NextDue(ctx)
+	next, err = s.NextDue(ctx, nil)
 	require.NoError(t, err)
 	assert.Equal(t, t0.Add(2*time.Minute), next, "the earliest pending delivery")
 
-	claimed, err := s.Claim(ctx, t0.Add(2*time.Minute), 10*time.Minute, 10)
+	claimed, err := s.Claim(ctx, t0.Add(2*time.Minute), 10*time.Minute, delivery.ClaimLimits{Total: 10})
 	require.NoError(t, err)
 	require.Equal(t, []string{sooner.ID}, ids(claimed))
-	next, err = s.NextDue(ctx)
+	next, err = s.NextDue(ctx, nil)
 	require.NoError(t, err)
 	assert.Equal(t, t0.Add(5*time.Minute), next, "a leased delivery is due when its lease ends")
 
-	claimed, err = s.Claim(ctx, t0.Add(5*time.Minute), time.Hour, 10)
+	claimed, err = s.Claim(ctx, t0.Add(5*time.Minute), time.Hour, delivery.ClaimLimits{Total: 10})
 	require.NoError(t, err)
 	require.Equal(t, []string{later.ID}, ids(claimed))
-	next, err = s.NextDue(ctx)
+	next, err = s.NextDue(ctx, nil)
 	require.NoError(t, err)
 	assert.Equal(t, t0.Add(12*time.Minute), next, "the earlier lease end")
 
 	settle(t, s, sooner, delivery.StatusFailed)
 	settle(t, s, later, delivery.StatusSucceeded)
-	next, err = s.NextDue(ctx)
+	next, err = s.NextDue(ctx, nil)
 	require.NoError(t, err)
 	assert.True(t, next.IsZero(), "nothing pending: zero, got %s", next)
 }
@@ -724,7 +867,7 @@ func testPending(t *testing.T, s delivery.Store) {
 	require.NoError(t, err)
 	assert.Equal(t, int64(1), n)
 
-	_, err = s.Claim(ctx, t0.Add(time.Hour), time.Minute, 10)
+	_, err = s.Claim(ctx, t0.Add(time.Hour), time.Minute, delivery.ClaimLimits{Total: 10})
 	require.NoError(t, err)
 	n, err = s.Pending(ctx)
 	require.NoError(t, err)

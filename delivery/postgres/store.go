@@ -238,23 +238,39 @@ func (s *Store) Checkpoint(ctx context.Context, name string) (int64, error) {
 	return pos, nil
 }
 
-// claim leases the soonest due deliveries. SKIP LOCKED passes over rows another instance's claim is leasing
-// right now, and a row it has leased and committed meanwhile is rechecked and fails locked_until <= now, so
-// every row goes to one claimer. The locking select is a MATERIALIZED CTE rather than an IN (sub-select):
-// that way it runs exactly once, where a sub-select the planner chose to rescan could lock more rows than the
-// limit.
+// claim leases the soonest due deliveries of each webhook not skipped (by the deliveries_claim index, so a
+// skipped webhook's backlog is never scanned), then the soonest of those. SKIP LOCKED passes over rows
+// another instance's claim is leasing right now, and a row it has leased and committed meanwhile is rechecked
+// and fails locked_until <= now, so every row goes to one claimer; rows the outer LIMIT leaves out are only
+// locked until this statement commits. The locking select is a MATERIALIZED CTE rather than an IN
+// (sub-select): that way it runs exactly once, where a sub-select the planner chose to rescan could lock more
+// rows than the limit. LIMIT NULL is no limit.
 const claim = `WITH due AS MATERIALIZED (
-		SELECT id FROM deliveries
-		WHERE status = 'pending' AND next_attempt_at <= $2 AND locked_until <= $2
-		ORDER BY next_attempt_at, position
-		LIMIT $3
-		FOR UPDATE SKIP LOCKED)
+		SELECT d.id FROM webhooks w
+		CROSS JOIN LATERAL (
+			SELECT id, next_attempt_at, position FROM deliveries
+			WHERE webhook_id = w.id AND status = 'pending' AND next_attempt_at <= $2 AND locked_until <= $2
+			ORDER BY next_attempt_at, position
+			LIMIT $3
+			FOR UPDATE SKIP LOCKED) d
+		WHERE w.id <> ALL($4::text[])
+		ORDER BY d.next_attempt_at, d.position
+		LIMIT $5)
 	UPDATE deliveries SET locked_until = $1 WHERE id IN (SELECT id FROM due)
 	RETURNING ` + deliveryColumns
 
 // Claim implements delivery.Store.
-func (s *Store) Claim(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]delivery.Delivery, error) {
-	rows, err := s.db.Pool.Query(ctx, claim, unixnano.Of(now.Add(lease)), unixnano.Of(now), limit)
+func (s *Store) Claim(ctx context.Context, now time.Time, lease time.Duration, limits delivery.ClaimLimits) ([]delivery.Delivery, error) {
+	if limits.Total <= 0 {
+		return nil, nil
+	}
+	var perWebhook *int64
+	if limits.PerWebhook > 0 {
+		n := int64(limits.PerWebhook)
+		perWebhook = &n
+	}
+	rows, err := s.db.Pool.Query(ctx, claim, unixnano.Of(now.Add(lease)), unixnano.Of(now), perWebhook, list(limits.Skip),
+		int64(limits.Total))
 	if err != nil {
 		return nil, fmt.Errorf("delivery/postgres: claim: %w", err)
 	}
@@ -267,6 +283,14 @@ func (s *Store) Claim(ctx context.Context, now time.Time, lease time.Duration, l
 		return cmp.Or(a.NextAttemptAt.Compare(b.NextAttemptAt), cmp.Compare(a.Position, b.Position))
 	})
 	return out, nil
+}
+
+// list never returns nil, which pgx would send as NULL (and x <> ALL(NULL) is never true).
+func list(ids []string) []string {
+	if ids == nil {
+		return []string{}
+	}
+	return ids
 }
 
 // ClaimOne implements delivery.Store.
@@ -350,16 +374,29 @@ func (s *Store) Deliveries(ctx context.Context, f delivery.Filter) ([]delivery.D
 }
 
 // NextDue implements delivery.Store; a leased delivery is due when its lease ends.
-func (s *Store) NextDue(ctx context.Context) (time.Time, error) {
+func (s *Store) NextDue(ctx context.Context, skip []string) (time.Time, error) {
 	var next *int64
 	if err := s.db.Pool.QueryRow(ctx, `SELECT MIN(GREATEST(next_attempt_at, locked_until)) FROM deliveries
-		WHERE status = 'pending'`).Scan(&next); err != nil {
+		WHERE status = 'pending' AND webhook_id <> ALL($1::text[])`, list(skip)).Scan(&next); err != nil {
 		return time.Time{}, fmt.Errorf("delivery/postgres: next due: %w", err)
 	}
 	if next == nil {
 		return time.Time{}, nil
 	}
 	return unixnano.Time(*next), nil
+}
+
+// OldestDue implements delivery.Store.
+func (s *Store) OldestDue(ctx context.Context, now time.Time) (time.Time, error) {
+	var oldest *int64
+	if err := s.db.Pool.QueryRow(ctx, `SELECT MIN(next_attempt_at) FROM deliveries
+		WHERE status = 'pending' AND next_attempt_at <= $1`, unixnano.Of(now)).Scan(&oldest); err != nil {
+		return time.Time{}, fmt.Errorf("delivery/postgres: oldest due: %w", err)
+	}
+	if oldest == nil {
+		return time.Time{}, nil
+	}
+	return unixnano.Time(*oldest), nil
 }
 
 // Pending implements delivery.Store.

@@ -19,7 +19,7 @@ import (
 
 func open(t *testing.T, url string) *postgresdb.DB {
 	t.Helper()
-	db, err := postgresdb.Open(context.Background(), url)
+	db, err := postgresdb.Open(context.Background(), url, 0)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = db.Close() })
 	return db
@@ -93,7 +93,7 @@ func testInstancesClaim(t *testing.T) {
 				defer wg.Done()
 				<-start
 				for {
-					claimed, err := s.Claim(ctx, now, time.Hour, 5)
+					claimed, err := s.Claim(ctx, now, time.Hour, delivery.ClaimLimits{Total: 5})
 					assert.NoError(t, err)
 					mu.Lock()
 					for _, d := range claimed {

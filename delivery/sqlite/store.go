@@ -206,15 +206,36 @@ func (s *Store) Checkpoint(ctx context.Context, name string) (int64, error) {
 	return pos, err
 }
 
-// Claim implements delivery.Store. SQLite has one writer, so the UPDATE ... RETURNING is atomic. RETURNING
-// gives rows in no particular order, so they are sorted soonest first here.
-func (s *Store) Claim(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]delivery.Delivery, error) {
+// claim leases the soonest due deliveries of each webhook not skipped (by the deliveries_claim index, so a
+// skipped webhook's backlog is never scanned), then the soonest of those. SQLite has one writer, so the
+// UPDATE ... RETURNING is atomic. LIMIT -1 is no limit.
+const claim = `UPDATE deliveries SET locked_until = ?1
+	WHERE id IN (
+		SELECT d.id FROM webhooks w JOIN deliveries d ON d.id IN (
+			SELECT x.id FROM deliveries x
+			WHERE x.webhook_id = w.id AND x.status = 'pending' AND x.next_attempt_at <= ?2 AND x.locked_until <= ?2
+			ORDER BY x.next_attempt_at, x.position LIMIT ?3)
+		WHERE w.id NOT IN (SELECT value FROM json_each(?4))
+		ORDER BY d.next_attempt_at, d.position LIMIT ?5)
+	RETURNING ` + deliveryColumns
+
+// Claim implements delivery.Store. RETURNING gives rows in no particular order, so they are sorted soonest
+// first here.
+func (s *Store) Claim(ctx context.Context, now time.Time, lease time.Duration, limits delivery.ClaimLimits) ([]delivery.Delivery, error) {
+	if limits.Total <= 0 {
+		return nil, nil
+	}
+	perWebhook := -1
+	if limits.PerWebhook > 0 {
+		perWebhook = limits.PerWebhook
+	}
+	skip, err := jsonList(limits.Skip)
+	if err != nil {
+		return nil, err
+	}
 	var out []delivery.Delivery
-	err := s.db.Tx(ctx, false, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `UPDATE deliveries SET locked_until = ?
-			WHERE id IN (SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ? AND locked_until <= ?
-			             ORDER BY next_attempt_at, position LIMIT ?)
-			RETURNING `+deliveryColumns, unixnano.Of(now.Add(lease)), unixnano.Of(now), unixnano.Of(now), limit)
+	err = s.db.Tx(ctx, false, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, claim, unixnano.Of(now.Add(lease)), unixnano.Of(now), perWebhook, skip, limits.Total)
 		if err != nil {
 			return fmt.Errorf("delivery/sqlite: claim: %w", err)
 		}
@@ -235,6 +256,15 @@ func (s *Store) Claim(ctx context.Context, now time.Time, lease time.Duration, l
 		return cmp.Or(a.NextAttemptAt.Compare(b.NextAttemptAt), cmp.Compare(a.Position, b.Position))
 	})
 	return out, nil
+}
+
+// jsonList is ids as a JSON array, for json_each; never null.
+func jsonList(ids []string) (string, error) {
+	if ids == nil {
+		ids = []string{}
+	}
+	b, err := json.Marshal(ids)
+	return string(b), err
 }
 
 // ClaimOne implements delivery.Store.
@@ -330,13 +360,32 @@ func (s *Store) Deliveries(ctx context.Context, f delivery.Filter) ([]delivery.D
 }
 
 // NextDue implements delivery.Store.
-func (s *Store) NextDue(ctx context.Context) (time.Time, error) {
+func (s *Store) NextDue(ctx context.Context, skip []string) (time.Time, error) {
+	list, err := jsonList(skip)
+	if err != nil {
+		return time.Time{}, err
+	}
 	var next sql.NullInt64
-	err := s.db.Read.QueryRowContext(ctx, `SELECT MIN(MAX(next_attempt_at, locked_until)) FROM deliveries WHERE status = 'pending'`).Scan(&next)
+	err = s.db.Read.QueryRowContext(ctx, `SELECT MIN(MAX(next_attempt_at, locked_until)) FROM deliveries
+		WHERE status = 'pending' AND webhook_id NOT IN (SELECT value FROM json_each(?))`, list).Scan(&next)
 	if err != nil || !next.Valid {
 		return time.Time{}, err
 	}
 	return unixnano.Time(next.Int64), nil
+}
+
+// OldestDue implements delivery.Store.
+func (s *Store) OldestDue(ctx context.Context, now time.Time) (time.Time, error) {
+	var oldest sql.NullInt64
+	err := s.db.Read.QueryRowContext(ctx, `SELECT MIN(next_attempt_at) FROM deliveries
+		WHERE status = 'pending' AND next_attempt_at <= ?`, unixnano.Of(now)).Scan(&oldest)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("delivery/sqlite: oldest due: %w", err)
+	}
+	if !oldest.Valid {
+		return time.Time{}, nil
+	}
+	return unixnano.Time(oldest.Int64), nil
 }
 
 // Pending implements delivery.Store.

@@ -118,7 +118,14 @@ func (s *Store) afterCommit(_ []*eventstore.Pending, err error) {
 }
 
 func (s *Store) commit(batch []*eventstore.Pending) error {
+	// The writer is shared by every append: a stalled database must fail this batch within the deadline
+	// rather than hold every caller. A commit cut short is rolled back by the server; none is half-written.
 	ctx := context.Background()
+	if s.db.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.db.Timeout)
+		defer cancel()
+	}
 	tx, err := s.db.Pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("eventstore/postgres: begin: %w", err)
@@ -338,3 +345,21 @@ func (s *Store) Close() error {
 	<-s.listenDone
 	return nil
 }
+
+var _ eventstore.Prober = (*Store)(nil)
+var _ eventstore.CommitObserver = (*Store)(nil)
+
+// Writes implements eventstore.Prober.
+func (s *Store) Writes() eventstore.Writes { return s.writer.Health.Writes() }
+
+// Probe implements eventstore.Prober: one small committed write.
+func (s *Store) Probe(ctx context.Context) error {
+	now := s.now()
+	_, err := s.db.Pool.Exec(ctx, `INSERT INTO write_probe (id, at) VALUES (1, $1)
+		ON CONFLICT (id) DO UPDATE SET at = EXCLUDED.at`, now.UnixNano())
+	s.writer.Health.Record(now, err)
+	return err
+}
+
+// ObserveCommits implements eventstore.CommitObserver.
+func (s *Store) ObserveCommits(fn func(appends int)) { s.writer.ObserveCommits(fn) }

@@ -18,7 +18,7 @@ import (
 
 func newStore(t *testing.T) eventstore.Store {
 	t.Helper()
-	db, err := postgresdb.Open(context.Background(), pgtest.URL(t))
+	db, err := postgresdb.Open(context.Background(), pgtest.URL(t), 0)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = db.Close() })
 	s, err := postgres.New(context.Background(), db)
@@ -38,7 +38,7 @@ func TestIntegrationReaderNeverSkipsAcrossInstances(t *testing.T) {
 	ctx := context.Background()
 	var stores []eventstore.Store
 	for i := 0; i < 2; i++ {
-		db, err := postgresdb.Open(ctx, url)
+		db, err := postgresdb.Open(ctx, url, 0)
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = db.Close() })
 		s, err := postgres.New(ctx, db)

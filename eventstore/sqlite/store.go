@@ -288,3 +288,21 @@ func (s *Store) Receive(ctx context.Context, key, outcome string) error {
 	}
 	return nil
 }
+
+var _ eventstore.Prober = (*Store)(nil)
+var _ eventstore.CommitObserver = (*Store)(nil)
+
+// Writes implements eventstore.Prober.
+func (s *Store) Writes() eventstore.Writes { return s.writer.Health.Writes() }
+
+// Probe implements eventstore.Prober: one durable write on the write connection, as an append's.
+func (s *Store) Probe(ctx context.Context) error {
+	now := s.now()
+	_, err := s.db.Exec(ctx, true, `INSERT INTO write_probe (id, at) VALUES (1, ?)
+		ON CONFLICT (id) DO UPDATE SET at = excluded.at`, now.UnixNano())
+	s.writer.Health.Record(now, err)
+	return err
+}
+
+// ObserveCommits implements eventstore.CommitObserver.
+func (s *Store) ObserveCommits(fn func(appends int)) { s.writer.ObserveCommits(fn) }

@@ -66,6 +66,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"InvalidAppend", testInvalidAppend},
 		{"Receipts", testReceipts},
 		{"ConcurrentReceipts", testConcurrentReceipts},
+		{"WritesAndProbe", testWritesAndProbe},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -511,4 +512,30 @@ func testConcurrentReceipts(t *testing.T, s eventstore.Store) {
 	wg.Wait()
 	assert.Equal(t, 1, ok)
 	assert.Equal(t, 19, dups)
+}
+
+// testWritesAndProbe: a store that reports its writes says when an append committed, a conflict (refused on
+// its own) is no failed write, and a probe write succeeds and counts as one.
+func testWritesAndProbe(t *testing.T, s eventstore.Store) {
+	p, ok := s.(eventstore.Prober)
+	if !ok {
+		t.Skip("this store does not report its writes")
+	}
+	ctx := context.Background()
+	assert.True(t, p.Writes().LastSuccess.IsZero(), "nothing written yet")
+	before := time.Now()
+	_, err := s.Append(ctx, "w1", 0, Event("user.registered.v1", `{}`))
+	require.NoError(t, err)
+	w := p.Writes()
+	assert.False(t, w.LastSuccess.Before(before), "the append counts as a write")
+	assert.False(t, w.Failing())
+	_, err = s.Append(ctx, "w1", 0, Event("user.registered.v1", `{}`))
+	require.ErrorIs(t, err, eventstore.ErrVersionConflict)
+	assert.False(t, p.Writes().Failing(), "a conflict is the caller's, not the store's")
+	probeAt := time.Now()
+	require.NoError(t, p.Probe(ctx))
+	assert.False(t, p.Writes().LastSuccess.Before(probeAt.Add(-time.Millisecond)), "the probe counts as a write")
+	last, err := s.LastPosition(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), last, "a probe stores no event")
 }

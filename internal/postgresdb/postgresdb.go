@@ -8,7 +8,9 @@ import (
 	"io/fs"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -16,17 +18,32 @@ import (
 // DB is a connection pool.
 type DB struct {
 	Pool *pgxpool.Pool
+	// Timeout bounds each call of the stores that is not bounded by a caller's context (the event store's
+	// group commit); zero is no bound.
+	Timeout time.Duration
 }
 
 // Open connects to url (any postgres:// URL pgx accepts; extra parameters such as search_path are sent as
-// run-time settings).
-func Open(ctx context.Context, url string) (*DB, error) {
+// run-time settings). A positive timeout is the deadline of every store call: callers bound their contexts
+// with it (see Timeout), and the server itself cancels a statement running a second longer
+// (statement_timeout) and ends a session left idle inside a transaction, so a stalled client never holds a
+// lock for long.
+func Open(ctx context.Context, url string, timeout time.Duration) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("postgresdb: %w", err)
 	}
 	if cfg.MaxConns < 8 {
 		cfg.MaxConns = 8
+	}
+	if timeout > 0 {
+		params := cfg.ConnConfig.RuntimeParams
+		if _, set := params["statement_timeout"]; !set {
+			params["statement_timeout"] = strconv.FormatInt((timeout + time.Second).Milliseconds(), 10)
+		}
+		if _, set := params["idle_in_transaction_session_timeout"]; !set {
+			params["idle_in_transaction_session_timeout"] = strconv.FormatInt(max(4*timeout, time.Minute).Milliseconds(), 10)
+		}
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -36,7 +53,7 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgresdb: %w", err)
 	}
-	return &DB{Pool: pool}, nil
+	return &DB{Pool: pool, Timeout: timeout}, nil
 }
 
 // Close closes the pool.

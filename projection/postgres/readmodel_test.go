@@ -19,7 +19,7 @@ func TestIntegrationReadModel(t *testing.T) {
 	t.Parallel()
 	readmodeltest.Run(t, func(t *testing.T) projection.ReadModel {
 		ctx := context.Background()
-		db, err := postgresdb.Open(ctx, pgtest.URL(t))
+		db, err := postgresdb.Open(ctx, pgtest.URL(t), 0)
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = db.Close() })
 		m, err := postgres.New(ctx, db)
