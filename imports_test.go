@@ -70,7 +70,7 @@ func TestImportRules(t *testing.T) {
 	only("github.com/golang-jwt/jwt", "transport")
 	only("github.com/MicahParks/keyfunc", "transport")
 	only("github.com/cloudevents/sdk-go", "transport")
-	only("github.com/ThreeDotsLabs/watermill", "projection", "delivery", "cmd")
+	only("github.com/ThreeDotsLabs/watermill", "stream", "projection", "delivery", "cmd")
 	only("github.com/mattn/go-sqlite3", "internal/sqlitedb", "eventstore/sqlite")
 	only("code.dny.dev/ssrf", "delivery")
 	only("github.com/sony/gobreaker", "delivery")
@@ -85,6 +85,11 @@ func TestImportRules(t *testing.T) {
 	for _, p := range all["aggregate"] {
 		assert.True(t, isStd(p) || p == module || p == module+"/eventstore" || p == "github.com/google/uuid",
 			"aggregate depends on the eventstore root only, not %s", p)
+	}
+	for _, p := range all["stream"] {
+		assert.True(t, isStd(p) || p == module+"/eventstore" || p == module+"/internal/retry" ||
+			strings.HasPrefix(p, "github.com/ThreeDotsLabs/watermill"),
+			"stream is plumbing: the eventstore root and Watermill only, not %s", p)
 	}
 	for dir, imps := range all {
 		for _, p := range imps {

@@ -11,6 +11,7 @@ import (
 	"github.com/userhook/userhook/aggregate"
 	"github.com/userhook/userhook/eventstore"
 	"github.com/userhook/userhook/projection"
+	"github.com/userhook/userhook/stream"
 )
 
 // Source is the CloudEvents source of every delivery.
@@ -55,7 +56,7 @@ type Consumer struct {
 
 // Handle is the Watermill handler.
 func (c *Consumer) Handle(msg *message.Message) error {
-	e, err := projection.EventOf(msg)
+	e, err := stream.EventOf(msg)
 	if err != nil {
 		return err
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/userhook/userhook/internal/sqlitedb"
 	"github.com/userhook/userhook/projection"
 	projsqlite "github.com/userhook/userhook/projection/sqlite"
+	"github.com/userhook/userhook/stream"
 )
 
 // fixture is one SQLite database holding both the event store and the users read model, as in production,
@@ -120,7 +121,7 @@ func lastPosition(t *testing.T, store eventstore.Store) int64 {
 	return last
 }
 
-func checkpoint(t *testing.T, cp projection.Checkpoints, name string) int64 {
+func checkpoint(t *testing.T, cp stream.Checkpoints, name string) int64 {
 	t.Helper()
 	pos, err := cp.Checkpoint(context.Background(), name)
 	require.NoError(t, err)
@@ -176,7 +177,7 @@ func assertVersionsMatchStreams(t *testing.T, f *fixture, users int) {
 
 // run is one started pipeline with the users projection on its own GoChannel, as startProjections wires it.
 type run struct {
-	pipeline *projection.Pipeline
+	pipeline *stream.Pipeline
 	pubsub   *gochannel.GoChannel
 	users    *projection.Users
 	tracker  *projection.Tracker
@@ -194,8 +195,9 @@ func startPipeline(t *testing.T, f *fixture) *run {
 		pubsub:  gochannel.NewGoChannel(gochannel.Config{BlockPublishUntilSubscriberAck: true}, watermill.NopLogger{}),
 	}
 	r.users = &projection.Users{Model: f.model, Tracker: r.tracker}
-	r.pipeline = &projection.Pipeline{Store: f.store, Checkpoints: f.model, Publisher: r.pubsub, Subscriber: r.pubsub}
-	r.pipeline.Add(projection.Handler{
+	var err error
+	r.pipeline, err = stream.NewPipeline(stream.PipelineConfig{Store: f.store, Checkpoints: f.model, Publisher: r.pubsub, Subscriber: r.pubsub,
+		Handlers: []stream.Handler{{
 		Name: projection.UsersProjection,
 		Handle: func(msg *message.Message) error {
 			if pos, err := strconv.ParseInt(msg.Metadata.Get("position"), 10, 64); err == nil {
@@ -206,7 +208,8 @@ func startPipeline(t *testing.T, f *fixture) *run {
 		Checkpoint: func(ctx context.Context) (int64, error) {
 			return f.model.Checkpoint(ctx, projection.UsersProjection)
 		},
-	})
+	}}})
+	require.NoError(t, err)
 	require.NoError(t, r.pipeline.Start(ctx))
 	t.Cleanup(func() { _ = r.close() })
 	return r
@@ -320,7 +323,7 @@ func TestUsersHandleFailNext(t *testing.T) {
 	users.FailNext.Store(3)
 
 	newMessage := func(e eventstore.Event) *message.Message {
-		msg, err := projection.NewMessage(e)
+		msg, err := stream.NewMessage(e)
 		require.NoError(t, err)
 		return msg
 	}
@@ -405,7 +408,7 @@ func TestPipelineRestart(t *testing.T) {
 	require.NoError(t, first.close())
 	assert.Error(t, first.pipeline.Healthy(ctx), "a closed pipeline is not healthy")
 	usersCP := checkpoint(t, f.model, projection.UsersProjection)
-	relayCP := checkpoint(t, f.model, projection.RelayCheckpoint)
+	relayCP := checkpoint(t, f.model, stream.RelayCheckpoint)
 	// Delivery is in position order and positions have no holes, so the checkpoint counts what was applied.
 	assert.Equal(t, first.users.Applied(), usersCP)
 	t.Logf("closed at users checkpoint %d, relay checkpoint %d, store at %d", usersCP, relayCP, lastPosition(t, f.store))
@@ -447,7 +450,7 @@ func TestPipelineStartsFromLowestCheckpoint(t *testing.T) {
 			for _, e := range events {
 				require.NoError(t, earlier.Project(ctx, e))
 			}
-			require.NoError(t, f.model.SaveCheckpoint(ctx, projection.RelayCheckpoint, tc.relay))
+			require.NoError(t, f.model.SaveCheckpoint(ctx, stream.RelayCheckpoint, tc.relay))
 			require.Equal(t, tc.applied, checkpoint(t, f.model, projection.UsersProjection))
 
 			r := startPipeline(t, f)
@@ -465,7 +468,7 @@ func TestPipelineHealthy(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t)
-	assert.Error(t, (&projection.Pipeline{}).Healthy(ctx), "a pipeline never started is not healthy")
+	assert.Error(t, (&stream.Pipeline{}).Healthy(ctx), "a pipeline never started is not healthy")
 
 	r := startPipeline(t, f)
 	assert.NoError(t, r.pipeline.Healthy(ctx))

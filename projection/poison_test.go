@@ -16,6 +16,7 @@ import (
 	"github.com/userhook/userhook/aggregate"
 	"github.com/userhook/userhook/eventstore"
 	"github.com/userhook/userhook/projection"
+	"github.com/userhook/userhook/stream"
 )
 
 // appendUnknown stores an event of a type this build does not know (as a newer release would write) and
@@ -41,7 +42,7 @@ func TestPipelinePoisonsUnprocessableMessages(t *testing.T) {
 	var poisoned []int64
 	r := &run{tracker: projection.NewTracker(0)}
 	r.pubsub = gochannel.NewGoChannel(gochannel.Config{BlockPublishUntilSubscriberAck: true}, watermill.NopLogger{})
-	poisonMsgs, err := r.pubsub.Subscribe(context.Background(), projection.PoisonTopic)
+	poisonMsgs, err := r.pubsub.Subscribe(context.Background(), stream.PoisonTopic)
 	require.NoError(t, err)
 	got := make(chan *message.Message, 1)
 	go func() {
@@ -54,14 +55,16 @@ func TestPipelinePoisonsUnprocessableMessages(t *testing.T) {
 		}
 	}()
 	r.users = &projection.Users{Model: f.model, Tracker: r.tracker}
-	r.pipeline = &projection.Pipeline{Store: f.store, Checkpoints: f.model, Publisher: r.pubsub, Subscriber: r.pubsub,
+	r.pipeline, err = stream.NewPipeline(stream.PipelineConfig{Store: f.store, Checkpoints: f.model, Publisher: r.pubsub, Subscriber: r.pubsub,
+		Durable: true, // the handler acks only after its commit, as with JetStream
+		Handlers: []stream.Handler{{Name: projection.UsersProjection, Handle: r.users.Handle}},
 		Poisoned: func(handler string, position int64) {
 			mu.Lock()
 			defer mu.Unlock()
 			assert.Equal(t, projection.UsersProjection, handler)
 			poisoned = append(poisoned, position)
-		}}
-	r.pipeline.Add(projection.Handler{Name: projection.UsersProjection, Handle: r.users.Handle})
+		}})
+	require.NoError(t, err)
 	require.NoError(t, r.pipeline.Start(context.Background()))
 	t.Cleanup(func() { _ = r.close() })
 
@@ -94,13 +97,14 @@ func TestBatcherLeavesOutUnprocessableEvents(t *testing.T) {
 	users := &projection.Users{Model: f.model, Tracker: tracker}
 	var poisoned []int64
 	var mu sync.Mutex
-	batcher := projection.NewBatcher(users.ProjectBatch, 64, nil)
-	batcher.Poison = func(e eventstore.Event, err error) {
-		mu.Lock()
-		defer mu.Unlock()
-		assert.ErrorIs(t, err, projection.ErrUnprocessable)
-		poisoned = append(poisoned, e.Position)
-	}
+	batcher, err := stream.NewBatcher(stream.BatcherConfig{Apply: users.ProjectBatch, Queue: 64,
+		Poison: func(e eventstore.Event, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			assert.ErrorIs(t, err, stream.ErrUnprocessable)
+			poisoned = append(poisoned, e.Position)
+		}})
+	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = batcher.Run(ctx) }()
@@ -109,7 +113,7 @@ func TestBatcherLeavesOutUnprocessableEvents(t *testing.T) {
 	require.NoError(t, err)
 	for _, e := range events {
 		msg := message.NewMessage(e.ID, nil)
-		projection.WithEvent(msg, e)
+		stream.WithEvent(msg, e)
 		require.NoError(t, batcher.Handle(msg))
 	}
 	waitCaughtUp(t, f.store, tracker)

@@ -1,10 +1,9 @@
-// Package projection is userhook's read side: the relay that publishes the event store to Watermill in
-// position order, the users projection that a Watermill router runs, the position tracker behind
-// read-your-writes, and replay, which rebuilds the read model from the store.
+// Package projection is userhook's read side: the users projection (which a stream.Pipeline runs), the users
+// read model and its queries, the position tracker behind read-your-writes, and replay, which rebuilds the
+// read model from the store.
 //
-// The event store is the outbox. The relay advances its checkpoint only after Watermill acknowledged a
-// publish; each projection writes its row change and its own checkpoint in one transaction and skips an event
-// whose version the row already has, so a crash anywhere repeats work and never loses it.
+// Each projection writes its row change and its own checkpoint in one transaction and skips an event whose
+// version the row already has, so a crash anywhere repeats work and never loses it.
 package projection
 
 import (
@@ -14,14 +13,12 @@ import (
 	"time"
 
 	"github.com/userhook/userhook/aggregate"
+	"github.com/userhook/userhook/stream"
 )
 
 // UsersProjection is the name of the users projection: its Watermill handler name and its checkpoint.
 // Never rename it: a new name starts from position 0.
 const UsersProjection = "users-projection"
-
-// RelayCheckpoint is the relay's checkpoint name.
-const RelayCheckpoint = "relay"
 
 // ErrGap is returned when an event's version is more than one past the row's: an earlier event has not been
 // applied yet, so the message fails and is redelivered.
@@ -36,17 +33,9 @@ type ListFilter struct {
 	Limit int
 }
 
-// Checkpoints keeps named positions.
-type Checkpoints interface {
-	// Checkpoint returns the saved position of name, 0 when none was saved.
-	Checkpoint(ctx context.Context, name string) (int64, error)
-	// SaveCheckpoint records position for name; a smaller position than the saved one is ignored.
-	SaveCheckpoint(ctx context.Context, name string, position int64) error
-}
-
 // ReadModel is the users table and the checkpoints of the projections that write it.
 type ReadModel interface {
-	Checkpoints
+	stream.Checkpoints
 	// Update runs fn on the current row of userID (a zero User with that ID when there is none) in one
 	// transaction; when fn reports a change the row is written, and in any case the checkpoint of name
 	// advances to position.

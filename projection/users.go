@@ -9,6 +9,7 @@ import (
 
 	"github.com/userhook/userhook/aggregate"
 	"github.com/userhook/userhook/eventstore"
+	"github.com/userhook/userhook/stream"
 )
 
 // Users is the users projection: it applies each UserAggregate event to its row of the read model.
@@ -30,7 +31,7 @@ func (p *Users) Applied() int64 { return p.applied.Load() }
 
 // Handle is the Watermill handler.
 func (p *Users) Handle(msg *message.Message) error {
-	e, err := EventOf(msg)
+	e, err := stream.EventOf(msg)
 	if err != nil {
 		return err
 	}
@@ -74,7 +75,7 @@ func (p *Users) ProjectBatch(ctx context.Context, events []eventstore.Event) err
 				}
 			}
 			if err := u.ApplyStored(e); err != nil {
-				return nil, fmt.Errorf("%w: event %s at position %d: %v", ErrUnprocessable, e.ID, e.Position, err)
+				return nil, fmt.Errorf("%w: event %s at position %d: %v", stream.ErrUnprocessable, e.ID, e.Position, err)
 			}
 			applied++
 			if !dirty[e.StreamID] {
@@ -102,14 +103,14 @@ func (p *Users) fillGap(ctx context.Context, u *aggregate.User, e eventstore.Eve
 	if p.Store == nil {
 		return fmt.Errorf("%w: %s is at version %d, event %s has %d", ErrGap, e.StreamID, u.Version, e.ID, e.Version)
 	}
-	stream, err := p.Store.Load(ctx, e.StreamID)
+	history, err := p.Store.Load(ctx, e.StreamID)
 	if err != nil {
 		return err
 	}
-	for _, se := range stream {
+	for _, se := range history {
 		if se.Version > u.Version && se.Version < e.Version {
 			if err := u.ApplyStored(se); err != nil {
-				return fmt.Errorf("%w: event %s at position %d: %v", ErrUnprocessable, se.ID, se.Position, err)
+				return fmt.Errorf("%w: event %s at position %d: %v", stream.ErrUnprocessable, se.ID, se.Position, err)
 			}
 		}
 	}

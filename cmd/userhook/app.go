@@ -33,6 +33,7 @@ import (
 	"github.com/userhook/userhook/metrics"
 	"github.com/userhook/userhook/projection"
 	projsqlite "github.com/userhook/userhook/projection/sqlite"
+	"github.com/userhook/userhook/stream"
 	"github.com/userhook/userhook/transport"
 )
 
@@ -120,11 +121,11 @@ type Main struct {
 	metrics *metrics.Metrics
 	tracker *projection.Tracker
 	// lag judges whether each consumer keeps up, for /readyz.
-	lag *projection.LagWatch
+	lag *stream.LagWatch
 	// natsHealth is a connection of its own to NATS, for /readyz (nil in process).
 	natsHealth *nats.Conn
 	users      *projection.Users
-	pipeline   *projection.Pipeline
+	pipeline   *stream.Pipeline
 	sender     *delivery.Sender
 	// stopSender ends the delivery sender and waits for attempts in flight.
 	stopSender func()
@@ -343,16 +344,16 @@ func (m *Main) startProjections(ctx context.Context) error {
 		return err
 	}
 	m.tracker = projection.NewTracker(pos)
-	m.lag = &projection.LagWatch{MaxLag: m.Config.ReadyMaxLag, Stall: m.Config.ReadyStall}
+	m.lag = &stream.LagWatch{MaxLag: m.Config.ReadyMaxLag, Stall: m.Config.ReadyStall}
 	m.users = &projection.Users{Model: m.storage.reads, Tracker: m.tracker, Store: m.storage.events}
-	m.pipeline = &projection.Pipeline{Store: m.storage.events, Checkpoints: m.storage.reads, Logger: m.log,
+	pcfg := stream.PipelineConfig{Store: m.storage.events, Checkpoints: m.storage.reads, Logger: m.log,
 		Poisoned: func(handler string, _ int64) { m.metrics.Poisoned(handler) }}
 	if obs, ok := m.storage.events.(eventstore.CommitObserver); ok {
 		obs.ObserveCommits(m.metrics.CommitBatch)
 	}
 	if m.storage.pg != nil {
 		// Several instances: one relay between them, and every instance's readers follow every commit.
-		m.pipeline.Lead = leadWithPostgres(m.storage.pg)
+		pcfg.Lead = leadWithPostgres(m.storage.pg)
 		m.users.Committed = m.followReadModel(ctx)
 	}
 
@@ -367,13 +368,13 @@ func (m *Main) startProjections(ctx context.Context) error {
 		Observe:      func(o delivery.Outcome, took time.Duration) { m.metrics.AttemptDone(string(o), took) },
 	}
 	consumer := &delivery.Consumer{Store: m.storage.hooks, Events: m.storage.events, Wake: m.sender.Wake}
-	usersHandler := projection.Handler{
+	usersHandler := stream.Handler{
 		Name: projection.UsersProjection,
 		Checkpoint: func(ctx context.Context) (int64, error) {
 			return m.storage.reads.Checkpoint(ctx, projection.UsersProjection)
 		},
 	}
-	deliveryHandler := projection.Handler{
+	deliveryHandler := stream.Handler{
 		Name: delivery.ConsumerName,
 		Checkpoint: func(ctx context.Context) (int64, error) {
 			return m.storage.hooks.Checkpoint(ctx, delivery.ConsumerName)
@@ -402,7 +403,7 @@ func (m *Main) startProjections(ctx context.Context) error {
 			return fmt.Errorf("nats: %w", err)
 		}
 		m.closers = append(m.closers, usersSub.Close, deliverySub.Close)
-		m.pipeline.Publisher, m.pipeline.Durable, m.pipeline.Namespace = pub, true, m.Config.NATSNamespace
+		pcfg.Publisher, pcfg.Durable, pcfg.Namespace = pub, true, m.Config.NATSNamespace
 		usersHandler.Handle, usersHandler.Subscriber = m.users.Handle, usersSub
 		deliveryHandler.Handle, deliveryHandler.Subscriber = consumer.Handle, deliverySub
 	} else {
@@ -412,16 +413,26 @@ func (m *Main) startProjections(ctx context.Context) error {
 		wlog := watermill.NewSlogLogger(m.log.With("component", "gochannel"))
 		pubsub := gochannel.NewGoChannel(gochannel.Config{BlockPublishUntilSubscriberAck: true, PreserveContext: true}, wlog)
 		m.closers = append(m.closers, pubsub.Close)
-		m.pipeline.Publisher, m.pipeline.Subscriber = pubsub, pubsub
-		usersBatch := projection.NewBatcher(m.users.ProjectBatch, 4096, m.log.With("component", projection.UsersProjection))
-		deliveryBatch := projection.NewBatcher(consumer.ConsumeBatch, 4096, m.log.With("component", delivery.ConsumerName))
-		usersBatch.Poison = func(eventstore.Event, error) { m.metrics.Poisoned(projection.UsersProjection) }
-		deliveryBatch.Poison = func(eventstore.Event, error) { m.metrics.Poisoned(delivery.ConsumerName) }
+		pcfg.Publisher, pcfg.Subscriber = pubsub, pubsub
+		usersBatch, err := stream.NewBatcher(stream.BatcherConfig{Apply: m.users.ProjectBatch,
+			Logger: m.log.With("component", projection.UsersProjection),
+			Poison: func(eventstore.Event, error) { m.metrics.Poisoned(projection.UsersProjection) }})
+		if err != nil {
+			return err
+		}
+		deliveryBatch, err := stream.NewBatcher(stream.BatcherConfig{Apply: consumer.ConsumeBatch,
+			Logger: m.log.With("component", delivery.ConsumerName),
+			Poison: func(eventstore.Event, error) { m.metrics.Poisoned(delivery.ConsumerName) }})
+		if err != nil {
+			return err
+		}
 		usersHandler.Handle, usersHandler.Run = usersBatch.Handle, usersBatch.Run
 		deliveryHandler.Handle, deliveryHandler.Run = deliveryBatch.Handle, deliveryBatch.Run
 	}
-	m.pipeline.Add(usersHandler)
-	m.pipeline.Add(deliveryHandler)
+	pcfg.Handlers = []stream.Handler{usersHandler, deliveryHandler}
+	if m.pipeline, err = stream.NewPipeline(pcfg); err != nil {
+		return err
+	}
 	if err := m.pipeline.Start(ctx); err != nil {
 		return err
 	}

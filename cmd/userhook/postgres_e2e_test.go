@@ -15,7 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/userhook/userhook/internal/postgresdb/pgtest"
-	"github.com/userhook/userhook/projection"
+	"github.com/userhook/userhook/stream"
 )
 
 // TestIntegrationPostgresEndToEnd runs the main HTTP flows of the embedded tests on the scale-out setup
@@ -28,7 +28,7 @@ func TestIntegrationPostgresEndToEnd(t *testing.T) {
 	t.Cleanup(func() {
 		if nc, err := nats.Connect(cfg.PubSub); err == nil {
 			if js, err := nc.JetStream(); err == nil {
-				_ = js.DeleteStream(cfg.NATSNamespace + projection.UsersTopic)
+				_ = js.DeleteStream(cfg.NATSNamespace + stream.UsersTopic)
 			}
 			nc.Close()
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/userhook/userhook/projection"
+	"github.com/userhook/userhook/stream"
 )
 
 // readyz is one /readyz answer: its status and body.
@@ -125,8 +126,8 @@ func TestIntegrationReadyzWhenNATSIsCut(t *testing.T) {
 	t.Cleanup(func() {
 		if nc, err := nats.Connect(natsRaw); err == nil {
 			if js, err := nc.JetStream(); err == nil {
-				_ = js.DeleteStream(cfg.NATSNamespace + projection.UsersTopic)
-				_ = js.DeleteStream(cfg.NATSNamespace + projection.PoisonTopic)
+				_ = js.DeleteStream(cfg.NATSNamespace + stream.UsersTopic)
+				_ = js.DeleteStream(cfg.NATSNamespace + stream.PoisonTopic)
 			}
 			nc.Close()
 		}

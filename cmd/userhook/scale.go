@@ -15,6 +15,7 @@ import (
 	deliverypg "github.com/userhook/userhook/delivery/postgres"
 	eventspg "github.com/userhook/userhook/eventstore/postgres"
 	"github.com/userhook/userhook/internal/postgresdb"
+	"github.com/userhook/userhook/internal/retry"
 	"github.com/userhook/userhook/projection"
 	projpg "github.com/userhook/userhook/projection/postgres"
 )
@@ -70,11 +71,10 @@ func leadWithPostgres(db *postgresdb.DB) func(ctx context.Context) (context.Cont
 			if got {
 				break
 			}
-			select {
-			case <-ctx.Done():
+			// Another instance leads: look again every half second.
+			if !retry.Sleep(ctx, 500*time.Millisecond) {
 				conn.Release()
 				return nil, ctx.Err()
-			case <-time.After(500 * time.Millisecond):
 			}
 		}
 		leading, stop := context.WithCancel(ctx)
@@ -112,6 +112,7 @@ func (m *Main) followReadModel(ctx context.Context) func(ctx context.Context, po
 	m.closers = append(m.closers, func() error { stop(); <-done; return nil })
 	go func() {
 		defer close(done)
+		pause := retry.Backoff{Initial: 100 * time.Millisecond, Max: 2 * time.Second}
 		for ctx.Err() == nil {
 			if pos, err := reads.Checkpoint(ctx, projection.UsersProjection); err == nil {
 				tracker.Advance(pos)
@@ -137,10 +138,7 @@ func (m *Main) followReadModel(ctx context.Context) func(ctx context.Context, po
 			}()
 			if err != nil && ctx.Err() == nil {
 				m.log.Warn("following the read model failed, retrying", "error", err.Error())
-				select {
-				case <-ctx.Done():
-				case <-time.After(time.Second):
-				}
+				pause.Wait(ctx)
 			}
 		}
 	}()

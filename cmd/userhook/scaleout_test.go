@@ -21,7 +21,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/userhook/userhook/internal/postgresdb/pgtest"
-	"github.com/userhook/userhook/projection"
+	"github.com/userhook/userhook/stream"
 )
 
 // natsURL is the JetStream server of the integration tests: skipped with a message without
@@ -128,7 +128,7 @@ func TestIntegrationScaleOut(t *testing.T) {
 		// The test's JetStream stream (and its consumers) go with it.
 		if nc, err := nats.Connect(nurl); err == nil {
 			if js, err := nc.JetStream(); err == nil {
-				_ = js.DeleteStream(ns + projection.UsersTopic)
+				_ = js.DeleteStream(ns + stream.UsersTopic)
 			}
 			nc.Close()
 		}

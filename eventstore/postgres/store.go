@@ -23,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/userhook/userhook/eventstore"
+	"github.com/userhook/userhook/internal/retry"
 	"github.com/userhook/userhook/internal/postgresdb"
 )
 
@@ -77,13 +78,11 @@ func (s *Store) Committed() <-chan struct{} { return s.committed.Committed() }
 
 func (s *Store) listen(ctx context.Context) {
 	defer close(s.listenDone)
+	pause := retry.Backoff{Initial: 100 * time.Millisecond, Max: 2 * time.Second}
 	for ctx.Err() == nil {
 		if err := s.listenOnce(ctx); err != nil && ctx.Err() == nil {
 			slog.Default().Warn("eventstore/postgres: listening for commits failed, retrying", "error", err.Error())
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
-			}
+			pause.Wait(ctx)
 		}
 	}
 }

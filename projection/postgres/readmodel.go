@@ -190,7 +190,7 @@ func (m *ReadModel) Batch(ctx context.Context, name string, position int64, user
 	})
 }
 
-// Checkpoint implements projection.Checkpoints.
+// Checkpoint implements stream.Checkpoints.
 func (m *ReadModel) Checkpoint(ctx context.Context, name string) (int64, error) {
 	var pos int64
 	err := m.db.Pool.QueryRow(ctx, `SELECT position FROM checkpoints WHERE name = $1`, name).Scan(&pos)
@@ -203,7 +203,7 @@ func (m *ReadModel) Checkpoint(ctx context.Context, name string) (int64, error) 
 	return pos, nil
 }
 
-// SaveCheckpoint implements projection.Checkpoints.
+// SaveCheckpoint implements stream.Checkpoints.
 func (m *ReadModel) SaveCheckpoint(ctx context.Context, name string, position int64) error {
 	if _, err := m.db.Pool.Exec(ctx, upsertCheckpoint, name, position); err != nil {
 		return fmt.Errorf("readmodel: save checkpoint %s: %w", name, err)

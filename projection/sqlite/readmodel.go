@@ -162,7 +162,7 @@ func (m *ReadModel) Batch(ctx context.Context, name string, position int64, user
 	})
 }
 
-// Checkpoint implements projection.Checkpoints.
+// Checkpoint implements stream.Checkpoints.
 func (m *ReadModel) Checkpoint(ctx context.Context, name string) (int64, error) {
 	var pos int64
 	err := m.db.Read.QueryRowContext(ctx, `SELECT position FROM checkpoints WHERE name = ?`, name).Scan(&pos)
@@ -175,7 +175,7 @@ func (m *ReadModel) Checkpoint(ctx context.Context, name string) (int64, error) 
 	return pos, nil
 }
 
-// SaveCheckpoint implements projection.Checkpoints.
+// SaveCheckpoint implements stream.Checkpoints.
 func (m *ReadModel) SaveCheckpoint(ctx context.Context, name string, position int64) error {
 	if _, err := m.db.Exec(ctx, false, upsertCheckpoint, name, position); err != nil {
 		return fmt.Errorf("readmodel: save checkpoint %s: %w", name, err)

@@ -1,4 +1,4 @@
-package projection
+package stream
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/userhook/userhook/eventstore"
+	"github.com/userhook/userhook/internal/retry"
 )
 
 // Batcher lets a consumer apply many events in one transaction over a pub/sub that hands out one message at
@@ -20,27 +21,54 @@ import (
 // event acked but not yet committed before a crash is published again. With a durable broker (JetStream)
 // use the consumer's synchronous handler instead.
 type Batcher struct {
+	cfg   BatcherConfig
+	queue chan eventstore.Event
+	done  chan struct{} // closed when Run returns: Handle must not wait for a queue nobody reads
+}
+
+// BatcherConfig is what a Batcher applies and how much it holds.
+type BatcherConfig struct {
 	// Apply applies events (in position order) and the checkpoint in one transaction.
 	Apply func(ctx context.Context, events []eventstore.Event) error
+	// Queue is how many events wait for Apply; a full queue holds the publisher back (4096 when zero).
+	Queue int
 	// Max bounds a batch (512 when zero).
 	Max    int
 	Logger *slog.Logger
 	// Poison, when set, is told of every event that cannot be applied (ErrUnprocessable), which is then left
 	// out so that the events after it are applied; other failures are retried until they pass.
 	Poison func(e eventstore.Event, err error)
-
-	queue chan eventstore.Event
-	done  chan struct{} // closed when Run returns: Handle must not wait for a queue nobody reads
 }
 
-var errBatcherStopped = errors.New("projection: the batcher stopped")
-
-// NewBatcher returns a batcher whose queue holds up to size events; a full queue holds the publisher back.
-func NewBatcher(apply func(ctx context.Context, events []eventstore.Event) error, size int, log *slog.Logger) *Batcher {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+func (c *BatcherConfig) setDefaults() {
+	if c.Queue <= 0 {
+		c.Queue = 4096
 	}
-	return &Batcher{Apply: apply, Logger: log, queue: make(chan eventstore.Event, size), done: make(chan struct{})}
+	if c.Max <= 0 {
+		c.Max = 512
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Validate reports what is missing.
+func (c BatcherConfig) Validate() error {
+	if c.Apply == nil {
+		return errors.New("stream: the batcher has nothing to apply events with")
+	}
+	return nil
+}
+
+var errBatcherStopped = errors.New("stream: the batcher stopped")
+
+// NewBatcher checks cfg and returns a batcher ready to Run.
+func NewBatcher(cfg BatcherConfig) (*Batcher, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Batcher{cfg: cfg, queue: make(chan eventstore.Event, cfg.Queue), done: make(chan struct{})}, nil
 }
 
 // Handle is the Watermill handler: it queues the message's event.
@@ -63,11 +91,7 @@ func (b *Batcher) Handle(msg *message.Message) error {
 // nothing queued is dropped while the process lives.
 func (b *Batcher) Run(ctx context.Context) error {
 	defer close(b.done)
-	max := b.Max
-	if max <= 0 {
-		max = 512
-	}
-	batch := make([]eventstore.Event, 0, max)
+	batch := make([]eventstore.Event, 0, b.cfg.Max)
 	for {
 		select {
 		case <-ctx.Done():
@@ -76,7 +100,7 @@ func (b *Batcher) Run(ctx context.Context) error {
 			batch = append(batch[:0], e)
 		}
 	drain:
-		for len(batch) < max {
+		for len(batch) < b.cfg.Max {
 			select {
 			case e := <-b.queue:
 				batch = append(batch, e)
@@ -84,9 +108,9 @@ func (b *Batcher) Run(ctx context.Context) error {
 				break drain
 			}
 		}
-		pause := 10 * time.Millisecond
+		pause := retry.Backoff{Initial: 10 * time.Millisecond, Max: 5 * time.Second}
 		for {
-			err := b.Apply(ctx, batch)
+			err := b.cfg.Apply(ctx, batch)
 			if err == nil {
 				break
 			}
@@ -100,13 +124,10 @@ func (b *Batcher) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			b.Logger.Error("applying a batch failed, retrying", "events", len(batch), "first", batch[0].Position, "error", err.Error())
-			select {
-			case <-ctx.Done():
+			b.cfg.Logger.Error("applying a batch failed, retrying", "events", len(batch), "first", batch[0].Position, "error", err.Error())
+			if !pause.Wait(ctx) {
 				return nil
-			case <-time.After(pause):
 			}
-			pause = min(2*pause, 5*time.Second)
 		}
 	}
 }
@@ -117,12 +138,12 @@ func (b *Batcher) Run(ctx context.Context) error {
 func (b *Batcher) leaveOutUnprocessable(ctx context.Context, batch []eventstore.Event) []eventstore.Event {
 	keep := batch[:0:0]
 	for _, e := range batch {
-		err := b.Apply(ctx, []eventstore.Event{e})
+		err := b.cfg.Apply(ctx, []eventstore.Event{e})
 		if errors.Is(err, ErrUnprocessable) {
-			b.Logger.Error("an event cannot be applied and is left out", "event", e.ID, "position", e.Position,
+			b.cfg.Logger.Error("an event cannot be applied and is left out", "event", e.ID, "position", e.Position,
 				"type", e.Type, "error", err.Error())
-			if b.Poison != nil {
-				b.Poison(e, err)
+			if b.cfg.Poison != nil {
+				b.cfg.Poison(e, err)
 			}
 			continue
 		}

@@ -1,4 +1,4 @@
-package projection_test
+package stream_test
 
 import (
 	"encoding/json"
@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/userhook/userhook/eventstore"
-	"github.com/userhook/userhook/projection"
+	"github.com/userhook/userhook/stream"
 )
 
 func TestMessageRoundTrip(t *testing.T) {
@@ -18,23 +18,23 @@ func TestMessageRoundTrip(t *testing.T) {
 	e := eventstore.Event{ID: "evt-1", StreamID: "u1", StreamType: "UserAggregate", Version: 2, Position: 7,
 		Type: "user.registered.v1", Data: json.RawMessage(`{"email":"a@example.com"}`), Metadata: map[string]string{"k": "v"},
 		OccurredAt: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), RecordedAt: time.Date(2024, 1, 1, 0, 0, 1, 0, time.UTC)}
-	msg, err := projection.NewMessage(e)
+	msg, err := stream.NewMessage(e)
 	require.NoError(t, err)
 	assert.Equal(t, "evt-1", msg.UUID, "the message id is the event id (JetStream de-duplicates on it)")
 	assert.Equal(t, "7", msg.Metadata.Get("position"))
 
 	// Over a network only the payload travels.
-	decoded, err := projection.EventOf(message.NewMessage(msg.UUID, msg.Payload))
+	decoded, err := stream.EventOf(message.NewMessage(msg.UUID, msg.Payload))
 	require.NoError(t, err)
 	assert.Equal(t, e, decoded)
 
 	// In process the event rides in the context and needs no decode.
 	inProcess := message.NewMessage(msg.UUID, []byte("not json"))
-	projection.WithEvent(inProcess, e)
-	got, err := projection.EventOf(inProcess)
+	stream.WithEvent(inProcess, e)
+	got, err := stream.EventOf(inProcess)
 	require.NoError(t, err)
 	assert.Equal(t, e, got)
 
-	_, err = projection.EventOf(message.NewMessage("x", []byte(`{"id":"x"}`)))
+	_, err = stream.EventOf(message.NewMessage("x", []byte(`{"id":"x"}`)))
 	assert.Error(t, err, "a message that is not a stored event")
 }

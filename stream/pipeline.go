@@ -1,4 +1,4 @@
-package projection
+package stream
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
 	"github.com/userhook/userhook/eventstore"
+	"github.com/userhook/userhook/internal/retry"
 )
 
 // Handler is one named consumer of the event stream; its name is its checkpoint.
@@ -30,19 +31,22 @@ type Handler struct {
 	Subscriber message.Subscriber
 }
 
-// Pipeline runs the relay and a Watermill router with the consumers of the event stream.
-type Pipeline struct {
+// PipelineConfig is what a Pipeline runs: the store it relays, where, and the consumers.
+type PipelineConfig struct {
 	Store       eventstore.Store
 	Checkpoints Checkpoints
 	Publisher   message.Publisher
-	Subscriber  message.Subscriber
+	// Subscriber serves every handler that has none of its own.
+	Subscriber message.Subscriber
+	// Handlers are the consumers of the event stream.
+	Handlers []Handler
 	// Durable says the pub/sub keeps messages until every consumer acked (JetStream); when false (GoChannel)
 	// the relay restarts from the lowest consumer checkpoint.
 	Durable bool
 	Logger  *slog.Logger
-	// Poll is the relay's fallback interval.
+	// Poll is the relay's fallback interval (1 s when zero).
 	Poll time.Duration
-	// Namespace prefixes the topic, so deployments (or tests) can share one broker.
+	// Namespace prefixes the topics, so deployments (or tests) can share one broker.
 	Namespace string
 	// Lead, when set, makes this instance's relay run only while it leads: Lead blocks until this instance
 	// holds the leadership (or ctx ends) and returns a context that ends when it loses it. Several instances
@@ -51,8 +55,58 @@ type Pipeline struct {
 	// Poisoned, when set, is told the handler and event position of every message that failed all its
 	// retries and was moved to the poison topic.
 	Poisoned func(handler string, position int64)
+}
 
-	handlers []Handler
+func (c *PipelineConfig) setDefaults() {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Poll <= 0 {
+		c.Poll = time.Second
+	}
+}
+
+// Validate reports every fault of the configuration at once.
+func (c PipelineConfig) Validate() error {
+	var errs []error
+	if c.Store == nil {
+		errs = append(errs, errors.New("stream: no store"))
+	}
+	if c.Checkpoints == nil {
+		errs = append(errs, errors.New("stream: no checkpoints"))
+	}
+	if c.Publisher == nil {
+		errs = append(errs, errors.New("stream: no publisher"))
+	}
+	if len(c.Handlers) == 0 {
+		errs = append(errs, errors.New("stream: no handlers"))
+	}
+	seen := map[string]bool{}
+	for i, h := range c.Handlers {
+		switch {
+		case h.Name == "":
+			errs = append(errs, fmt.Errorf("stream: handler %d has no name", i))
+		case seen[h.Name]:
+			errs = append(errs, fmt.Errorf("stream: two handlers are named %s", h.Name))
+		}
+		seen[h.Name] = true
+		if h.Handle == nil {
+			errs = append(errs, fmt.Errorf("stream: handler %s has no Handle", h.Name))
+		}
+		if h.Subscriber == nil && c.Subscriber == nil {
+			errs = append(errs, fmt.Errorf("stream: handler %s has no subscriber, and the pipeline none either", h.Name))
+		}
+		if !c.Durable && h.Checkpoint == nil {
+			errs = append(errs, fmt.Errorf("stream: handler %s needs a Checkpoint on a pub/sub that keeps nothing", h.Name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Pipeline runs the relay and a Watermill router with the consumers of the event stream.
+type Pipeline struct {
+	cfg PipelineConfig
+
 	running  map[string]*message.Handler
 	runErrs  map[string]error
 	router   *message.Router
@@ -63,18 +117,21 @@ type Pipeline struct {
 	err      error
 }
 
-// Add registers a consumer; call it before Start.
-func (p *Pipeline) Add(h Handler) { p.handlers = append(p.handlers, h) }
+// NewPipeline checks cfg and returns a pipeline ready to Start.
+func NewPipeline(cfg PipelineConfig) (*Pipeline, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Pipeline{cfg: cfg}, nil
+}
 
 // Relay is the running relay (nil before Start).
 func (p *Pipeline) Relay() *Relay { return p.relay }
 
 // Start runs the router, waits until every handler is subscribed, then starts the relay.
 func (p *Pipeline) Start(ctx context.Context) error {
-	log := p.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	cfg, log := p.cfg, p.cfg.Logger
 	wlog := watermill.NewSlogLoggerWithLevelMapping(log.With("component", "watermill"), map[slog.Level]slog.Level{
 		slog.LevelInfo: slog.LevelDebug,
 	})
@@ -86,8 +143,8 @@ func (p *Pipeline) Start(ctx context.Context) error {
 	// topic, with a log line and a metric, instead of being redelivered forever and holding back the consumer
 	// (JetStream keeps one message in flight for the users projection). The event itself stays in the store:
 	// a replay by a build that understands it applies it. Other failures are redelivered until they pass.
-	poison, err := middleware.PoisonQueueWithFilter(&poisonPublisher{Publisher: p.Publisher, log: log, observe: p.Poisoned},
-		p.Namespace+PoisonTopic, func(err error) bool { return errors.Is(err, ErrUnprocessable) })
+	poison, err := middleware.PoisonQueueWithFilter(&poisonPublisher{Publisher: cfg.Publisher, log: log, observe: cfg.Poisoned},
+		cfg.Namespace+PoisonTopic, func(err error) bool { return errors.Is(err, ErrUnprocessable) })
 	if err != nil {
 		return err
 	}
@@ -98,16 +155,16 @@ func (p *Pipeline) Start(ctx context.Context) error {
 	)
 	p.running = map[string]*message.Handler{}
 	p.runErrs = map[string]error{}
-	for _, h := range p.handlers {
+	for _, h := range cfg.Handlers {
 		sub := h.Subscriber
 		if sub == nil {
-			sub = p.Subscriber
+			sub = cfg.Subscriber
 		}
-		p.running[h.Name] = router.AddConsumerHandler(h.Name, p.Namespace+UsersTopic, sub, h.Handle)
+		p.running[h.Name] = router.AddConsumerHandler(h.Name, cfg.Namespace+UsersTopic, sub, h.Handle)
 	}
 	p.router = router
 	ctx, p.cancel = context.WithCancel(ctx)
-	for _, h := range p.handlers {
+	for _, h := range cfg.Handlers {
 		if h.Run == nil {
 			continue
 		}
@@ -134,35 +191,40 @@ func (p *Pipeline) Start(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-time.After(30 * time.Second):
-		return errors.New("projection: the router did not start within 30 s")
+		return errors.New("stream: the router did not start within 30 s")
 	}
 
-	p.relay = &Relay{Store: p.Store, Publisher: p.Publisher, Checkpoints: p.Checkpoints, Logger: log.With("component", "relay"),
-		Poll: p.Poll, Namespace: p.Namespace}
-	if !p.Durable {
-		p.relay.Start = p.lowestCheckpoint
+	relayCfg := RelayConfig{Store: cfg.Store, Publisher: cfg.Publisher, Checkpoints: cfg.Checkpoints,
+		Logger: log.With("component", "relay"), Poll: cfg.Poll, Namespace: cfg.Namespace}
+	if !cfg.Durable {
+		relayCfg.Start = p.lowestCheckpoint
+	}
+	if p.relay, err = NewRelay(relayCfg); err != nil {
+		return err
 	}
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
+		pause := retry.Backoff{Initial: time.Second, Max: 5 * time.Second}
 		for ctx.Err() == nil {
 			runCtx := ctx
-			if p.Lead != nil {
+			if cfg.Lead != nil {
 				var err error
-				if runCtx, err = p.Lead(ctx); err != nil {
+				if runCtx, err = cfg.Lead(ctx); err != nil {
 					if ctx.Err() == nil {
 						log.Warn("relay leadership failed, trying again", "error", err.Error())
-						time.Sleep(time.Second)
+						pause.Wait(ctx)
 					}
 					continue
 				}
+				pause.Reset()
 				log.Info("this instance leads: running the relay")
 			}
 			if err := p.relay.Run(runCtx); err != nil {
 				p.fail(fmt.Errorf("relay: %w", err))
 				return
 			}
-			if p.Lead == nil {
+			if cfg.Lead == nil {
 				return
 			}
 		}
@@ -190,7 +252,7 @@ func (p *Pipeline) Healthy(context.Context) error {
 		return err
 	}
 	if p.router == nil || !p.router.IsRunning() || p.router.IsClosed() {
-		return errors.New("projection: the router is not running")
+		return errors.New("stream: the router is not running")
 	}
 	return nil
 }
@@ -227,11 +289,11 @@ func (p *Pipeline) Consumer(name string) error {
 // lowestCheckpoint is where a relay over a non-durable pub/sub starts: the lowest of its own checkpoint and
 // every consumer's, so nothing that a consumer missed before a restart is skipped.
 func (p *Pipeline) lowestCheckpoint(ctx context.Context) (int64, error) {
-	low, err := p.Checkpoints.Checkpoint(ctx, RelayCheckpoint)
+	low, err := p.cfg.Checkpoints.Checkpoint(ctx, RelayCheckpoint)
 	if err != nil {
 		return 0, err
 	}
-	for _, h := range p.handlers {
+	for _, h := range p.cfg.Handlers {
 		if h.Checkpoint == nil {
 			return 0, nil
 		}

@@ -1,4 +1,4 @@
-package projection
+package stream
 
 import (
 	"context"
@@ -10,12 +10,11 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/userhook/userhook/eventstore"
+	"github.com/userhook/userhook/internal/retry"
 )
 
-// Relay publishes the event store to Watermill in position order. It reads after its checkpoint, publishes
-// each event, and saves the checkpoint only once the publisher acknowledged (with the in-process GoChannel,
-// once every subscriber acked). A crash repeats the last batch; subscribers skip what they already have.
-type Relay struct {
+// RelayConfig is what a Relay publishes and where.
+type RelayConfig struct {
 	Store       eventstore.Store
 	Publisher   message.Publisher
 	Checkpoints Checkpoints
@@ -26,13 +25,56 @@ type Relay struct {
 	Start func(ctx context.Context) (int64, error)
 	// Batch is how many events one read takes (256 when zero).
 	Batch int
-	// Poll is the fallback interval for stores without commit notifications, or written by other processes.
+	// Poll is the fallback interval for stores without commit notifications, or written by other processes
+	// (1 s when zero).
 	Poll time.Duration
 	// Namespace prefixes the topics published to.
 	Namespace string
+}
 
+func (c *RelayConfig) setDefaults() {
+	if c.Batch <= 0 {
+		c.Batch = 256
+	}
+	if c.Poll <= 0 {
+		c.Poll = time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Validate reports every fault of the configuration at once.
+func (c RelayConfig) Validate() error {
+	var errs []error
+	if c.Store == nil {
+		errs = append(errs, errors.New("stream: the relay has no store"))
+	}
+	if c.Publisher == nil {
+		errs = append(errs, errors.New("stream: the relay has no publisher"))
+	}
+	if c.Checkpoints == nil {
+		errs = append(errs, errors.New("stream: the relay has no checkpoints"))
+	}
+	return errors.Join(errs...)
+}
+
+// Relay publishes the event store to Watermill in position order. It reads after its checkpoint, publishes
+// each event, and saves the checkpoint only once the publisher acknowledged (with the in-process GoChannel,
+// once every subscriber acked). A crash repeats the last batch; subscribers skip what they already have.
+type Relay struct {
+	cfg      RelayConfig
 	position atomic.Int64
 	running  atomic.Bool
+}
+
+// NewRelay checks cfg and returns a relay ready to Run.
+func NewRelay(cfg RelayConfig) (*Relay, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Relay{cfg: cfg}, nil
 }
 
 // Position is the position of the last event the relay published.
@@ -40,46 +82,34 @@ func (r *Relay) Position() int64 { return r.position.Load() }
 
 // Run publishes until ctx ends. A failed publish is retried after a pause; nothing is skipped.
 func (r *Relay) Run(ctx context.Context) error {
-	batch := r.Batch
-	if batch <= 0 {
-		batch = 256
-	}
-	poll := r.Poll
-	if poll <= 0 {
-		poll = time.Second
-	}
-	log := r.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	cfg, log := r.cfg, r.cfg.Logger
 	// The start position is read until it can be: a relay that gave up here would stop the whole pipeline
 	// (and, leading, keep others from taking over).
+	pause := retry.Backoff{Initial: 100 * time.Millisecond, Max: 5 * time.Second}
 	after, err := r.startPosition(ctx)
-	for pause := 100 * time.Millisecond; err != nil; pause = min(2*pause, 5*time.Second) {
+	for err != nil {
 		log.Error("relay cannot read where to start, retrying", "error", err.Error())
-		select {
-		case <-ctx.Done():
+		if !pause.Wait(ctx) {
 			return nil
-		case <-time.After(pause):
 		}
 		after, err = r.startPosition(ctx)
 	}
 	r.running.Store(true)
 	defer r.running.Store(false)
 	r.position.Store(after)
-	notifier, _ := r.Store.(eventstore.Notifier)
+	notifier, _ := cfg.Store.(eventstore.Notifier)
 	for {
 		var committed <-chan struct{}
 		if notifier != nil {
 			committed = notifier.Committed()
 		}
-		events, err := r.Store.ReadAll(ctx, after, batch)
+		events, err := cfg.Store.ReadAll(ctx, after, cfg.Batch)
 		if err == nil && len(events) > 0 {
 			err = r.publish(events)
 		}
 		if err == nil && len(events) > 0 {
 			last := events[len(events)-1].Position
-			if err = r.Checkpoints.SaveCheckpoint(ctx, RelayCheckpoint, last); err == nil {
+			if err = cfg.Checkpoints.SaveCheckpoint(ctx, RelayCheckpoint, last); err == nil {
 				after = last
 				r.position.Store(after)
 				continue
@@ -96,16 +126,16 @@ func (r *Relay) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-committed:
-		case <-time.After(poll):
+		case <-time.After(cfg.Poll):
 		}
 	}
 }
 
 func (r *Relay) startPosition(ctx context.Context) (int64, error) {
-	if r.Start != nil {
-		return r.Start(ctx)
+	if r.cfg.Start != nil {
+		return r.cfg.Start(ctx)
 	}
-	return r.Checkpoints.Checkpoint(ctx, RelayCheckpoint)
+	return r.cfg.Checkpoints.Checkpoint(ctx, RelayCheckpoint)
 }
 
 func (r *Relay) publish(events []eventstore.Event) error {
@@ -115,8 +145,8 @@ func (r *Relay) publish(events []eventstore.Event) error {
 			return err
 		}
 		WithEvent(msg, e)
-		if err := r.Publisher.Publish(r.Namespace+Topic(e.StreamType), msg); err != nil {
-			return errors.Join(errors.New("projection: publish"), err)
+		if err := r.cfg.Publisher.Publish(r.cfg.Namespace+Topic(e.StreamType), msg); err != nil {
+			return errors.Join(errors.New("stream: publish"), err)
 		}
 	}
 	return nil
