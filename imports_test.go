@@ -48,7 +48,8 @@ func isStd(p string) bool { return !strings.Contains(strings.SplitN(p, "/", 2)[0
 
 // TestImportRules guards the dependency directions of STYLE.md: cmd wires everything; Echo, JWT and
 // CloudEvents live in transport; Watermill in projection, delivery and cmd; SQL drivers in the storage
-// implementations; the eventstore root uses the standard library alone.
+// implementations; the eventstore root uses the standard library alone; ingest uses aggregate and the
+// eventstore root.
 func TestImportRules(t *testing.T) {
 	all := imports(t)
 	require.NotEmpty(t, all["eventstore"], "the walk found the packages")
@@ -73,6 +74,8 @@ func TestImportRules(t *testing.T) {
 	only("github.com/ThreeDotsLabs/watermill", "stream", "projection", "delivery", "cmd")
 	only("github.com/mattn/go-sqlite3", "internal/sqlitedb", "eventstore/sqlite")
 	only("code.dny.dev/ssrf", "delivery")
+	only("github.com/pressly/goose", "internal/migrate", "internal/sqlitedb", "internal/postgresdb")
+	only("github.com/alecthomas/kong", "cmd/userhook")
 	only("github.com/sony/gobreaker", "delivery")
 	only("github.com/prometheus/client_golang", "metrics")
 	only("github.com/nats-io/nats.go", "cmd/userhook")
@@ -90,6 +93,13 @@ func TestImportRules(t *testing.T) {
 		assert.True(t, isStd(p) || p == module+"/eventstore" || p == module+"/internal/retry" ||
 			strings.HasPrefix(p, "github.com/ThreeDotsLabs/watermill"),
 			"stream is plumbing: the eventstore root and Watermill only, not %s", p)
+	}
+	require.NotEmpty(t, all["ingest"], "the walk found the ingest package")
+	for _, p := range all["ingest"] {
+		// ingest is provider-neutral: no HTTP framework, no CloudEvents, no Watermill, no metrics library (it
+		// counts through its Observer); decoders live in transport.
+		assert.True(t, isStd(p) && p != "net/http" || p == module || p == module+"/aggregate" || p == module+"/eventstore",
+			"ingest depends on aggregate and the eventstore root only, not %s", p)
 	}
 	for dir, imps := range all {
 		for _, p := range imps {

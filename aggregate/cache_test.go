@@ -2,7 +2,6 @@ package aggregate_test
 
 import (
 	"context"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 
@@ -12,7 +11,7 @@ import (
 	"github.com/userhook/userhook/aggregate"
 	"github.com/userhook/userhook/eventstore"
 	"github.com/userhook/userhook/eventstore/sqlite"
-	"github.com/userhook/userhook/internal/sqlitedb"
+	"github.com/userhook/userhook/internal/sqlitedb/sqlitetest"
 )
 
 // countingStore counts the stream reads that reach the store.
@@ -28,10 +27,7 @@ func (c *countingStore) Load(ctx context.Context, stream string) ([]eventstore.E
 
 func cachedServices(t *testing.T) (*aggregate.Service, *aggregate.Service, *countingStore) {
 	t.Helper()
-	db, err := sqlitedb.Open(filepath.Join(t.TempDir(), "cache.db"))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = db.Close() })
-	st, err := sqlite.New(context.Background(), db)
+	st, err := sqlite.New(context.Background(), sqlitetest.Open(t))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = st.Close() })
 	counting := &countingStore{Store: st}

@@ -1,7 +1,6 @@
 package aggregate
 
 import (
-	"errors"
 	"net/mail"
 	"reflect"
 	"strings"
@@ -18,15 +17,18 @@ const MaxUserIDLength = 255
 // MaxEmailLength bounds an email address, in characters (RFC 5321's path limit).
 const MaxEmailLength = 254
 
-// The outcomes that make a command raise nothing although it was well formed. Transports answer them as
-// "ignored" with a reason; they are never a failure of the request.
+// The outcomes that make a command raise nothing although it was well formed. The ingest service answers
+// them as "ignored" with a reason, never as a failure of the request; elsewhere they carry a category, so that
+// a transport that lets one through answers with a status that says what happened, not a 500.
 var (
-	// ErrStale: the command occurred before the user's last applied change.
-	ErrStale = errors.New("aggregate: older than the user's last change")
-	// ErrUserDeleted: the command needs an active user and the user is deleted.
-	ErrUserDeleted = errors.New("aggregate: user is deleted")
-	// ErrUnknownUser: the command needs a user that was never registered.
-	ErrUnknownUser = errors.New("aggregate: user was never registered")
+	// ErrStale: the command occurred before the user's last applied change. Conflict: the user's current
+	// state is newer than the request, which a client can only settle by sending a newer change.
+	ErrStale = userhook.Errorf(userhook.ErrConflict, "the change is older than the user's last change")
+	// ErrUserDeleted: the command needs an active user and the user is deleted. Conflict, not NotFound: the
+	// user is known (its stream holds the deletion) and a later create or ensure restores it.
+	ErrUserDeleted = userhook.Errorf(userhook.ErrConflict, "the user is deleted")
+	// ErrUnknownUser: the command needs a user that was never registered. NotFound: there is no such user.
+	ErrUnknownUser = userhook.Errorf(userhook.ErrNotFound, "the user was never registered")
 )
 
 // Attributes are what a provider said about a user; a nil field was not sent and changes nothing.

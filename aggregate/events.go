@@ -124,18 +124,39 @@ func unmarshal(data json.RawMessage, v any) error {
 	return json.Unmarshal(data, v)
 }
 
-// PublicType is the name subscribers and filters use for a stored event type: user.created, user.updated,
-// user.deleted or user.email_verified. An email or profile change is a user.updated, a restore a user.created.
+// The public event types: the names the outside world uses for what happened to a user. Providers send them
+// (CloudEvents types), webhooks subscribe to them and receive them (the delivered CloudEvent's type). They are
+// written here, once; stored types are finer and versioned, and PublicType maps them.
+const (
+	PublicUserCreated       = "user.created"
+	PublicUserUpdated       = "user.updated"
+	PublicUserDeleted       = "user.deleted"
+	PublicUserEmailVerified = "user.email_verified"
+)
+
+// PublicTypes returns every public event type, in the order they are listed to subscribers.
+func PublicTypes() []string {
+	return []string{PublicUserCreated, PublicUserUpdated, PublicUserDeleted, PublicUserEmailVerified}
+}
+
+// StoredTypes returns every stored event type that Decode reads.
+func StoredTypes() []string {
+	return []string{TypeUserRegistered, TypeUserEmailChanged, TypeUserProfileUpdated, TypeUserEmailVerified,
+		TypeUserDeleted, TypeUserRestored}
+}
+
+// PublicType is the public type of a stored event type: an email or profile change is a user.updated, a
+// restore a user.created. It is "" for a type that is not a user event.
 func PublicType(storedType string) string {
 	switch storedType {
 	case TypeUserRegistered, TypeUserRestored:
-		return "user.created"
+		return PublicUserCreated
 	case TypeUserEmailChanged, TypeUserProfileUpdated:
-		return "user.updated"
+		return PublicUserUpdated
 	case TypeUserDeleted:
-		return "user.deleted"
+		return PublicUserDeleted
 	case TypeUserEmailVerified:
-		return "user.email_verified"
+		return PublicUserEmailVerified
 	}
 	return ""
 }

@@ -3,7 +3,6 @@ package aggregate_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,7 +15,7 @@ import (
 	"github.com/userhook/userhook/aggregate"
 	"github.com/userhook/userhook/eventstore"
 	"github.com/userhook/userhook/eventstore/sqlite"
-	"github.com/userhook/userhook/internal/sqlitedb"
+	"github.com/userhook/userhook/internal/sqlitedb/sqlitetest"
 )
 
 // clock is the service's fixed "now" in these tests.
@@ -25,10 +24,7 @@ var clock = time.Date(2024, 6, 1, 9, 0, 0, 0, time.UTC)
 // newService returns a command service over a fresh SQLite event store in tb's temporary directory.
 func newService(tb testing.TB, now func() time.Time) (*aggregate.Service, *sqlite.Store) {
 	tb.Helper()
-	db, err := sqlitedb.Open(filepath.Join(tb.TempDir(), "x.db"))
-	require.NoError(tb, err)
-	tb.Cleanup(func() { _ = db.Close() })
-	store, err := sqlite.New(context.Background(), db)
+	store, err := sqlite.New(context.Background(), sqlitetest.Open(tb))
 	require.NoError(tb, err)
 	tb.Cleanup(func() { _ = store.Close() })
 	return aggregate.NewService(store, now), store

@@ -37,7 +37,7 @@ func ParseRole(s string) (Role, error) {
 	case RoleIngest, RoleRead, RoleAdmin:
 		return r, nil
 	}
-	return "", fmt.Errorf("%w: role %q is not one of ingest, read, admin", userhook.ErrInvalid, s)
+	return "", userhook.Errorf(userhook.ErrInvalid, "role %q is not one of ingest, read, admin", s)
 }
 
 // Allows says whether a key of role r may act as need.
@@ -92,7 +92,7 @@ type Store interface {
 }
 
 // ErrNotFound is returned for an unknown key id or hash; it matches userhook.ErrNotFound.
-var ErrNotFound = fmt.Errorf("%w: api key", userhook.ErrNotFound)
+var ErrNotFound = userhook.Errorf(userhook.ErrNotFound, "api key")
 
 // Bootstrap is a key configured in USERHOOK_API_KEYS.
 type Bootstrap struct {
@@ -166,7 +166,7 @@ func NewKeyring(bootstrap []Bootstrap, store Store) *Keyring {
 // Authenticate returns the key matching plain, or an error matching userhook.ErrUnauthorized.
 func (kr *Keyring) Authenticate(ctx context.Context, plain string) (Key, error) {
 	if plain == "" {
-		return Key{}, fmt.Errorf("%w: missing X-API-Key", userhook.ErrUnauthorized)
+		return Key{}, userhook.Errorf(userhook.ErrUnauthorized, "missing X-API-Key")
 	}
 	h := Hash(plain)
 	// Every bootstrap hash is compared, in constant time, whatever matches.
@@ -180,7 +180,7 @@ func (kr *Keyring) Authenticate(ctx context.Context, plain string) (Key, error) 
 		return *found, nil
 	}
 	if kr.store == nil {
-		return Key{}, fmt.Errorf("%w: invalid API key", userhook.ErrUnauthorized)
+		return Key{}, userhook.Errorf(userhook.ErrUnauthorized, "invalid API key")
 	}
 	now := kr.now()
 	kr.mu.Lock()
@@ -216,7 +216,7 @@ func (kr *Keyring) Authenticate(ctx context.Context, plain string) (Key, error) 
 		kr.mu.Unlock()
 	}
 	if !c.ok {
-		return Key{}, fmt.Errorf("%w: invalid API key", userhook.ErrUnauthorized)
+		return Key{}, userhook.Errorf(userhook.ErrUnauthorized, "invalid API key")
 	}
 	return c.key, nil
 }

@@ -2,7 +2,6 @@ package apikey_test
 
 import (
 	"context"
-	"path/filepath"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -12,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/userhook/userhook/apikey"
-	"github.com/userhook/userhook/internal/sqlitedb"
+	"github.com/userhook/userhook/internal/sqlitedb/sqlitetest"
 )
 
 // countingStore counts the lookups that reach the real store.
@@ -31,10 +30,7 @@ func (s *countingStore) ByHash(ctx context.Context, hash string) (apikey.Key, er
 func TestKeyringMadeUpKeysDoNotFlushWorkingOnes(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db, err := sqlitedb.Open(filepath.Join(t.TempDir(), "keys.db"))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = db.Close() })
-	real, err := apikey.NewSQLiteStore(ctx, db)
+	real, err := apikey.NewSQLiteStore(ctx, sqlitetest.Open(t))
 	require.NoError(t, err)
 	store := &countingStore{Store: real}
 	plain, hash, err := apikey.Generate()

@@ -11,8 +11,15 @@ import (
 	"github.com/userhook/userhook/internal/sqlitedb"
 )
 
+// Component names the api_keys table in the database's migration records (goose_api_keys), in SQLite and
+// PostgreSQL alike: never rename it.
+const Component = "api_keys"
+
+// SQLiteMigrations are the SQL files that create and change the SQLite api_keys table, applied in version
+// order on open.
+//
 //go:embed migrations/*.sql
-var migrations embed.FS
+var SQLiteMigrations embed.FS
 
 // SQLiteStore keeps keys in the embedded database.
 type SQLiteStore struct{ db *sqlitedb.DB }
@@ -21,7 +28,7 @@ var _ Store = (*SQLiteStore)(nil)
 
 // NewSQLiteStore migrates the api_keys table and returns the store.
 func NewSQLiteStore(ctx context.Context, db *sqlitedb.DB) (*SQLiteStore, error) {
-	if err := db.Migrate(ctx, "api_keys", migrations); err != nil {
+	if err := db.Migrate(ctx, Component, SQLiteMigrations); err != nil {
 		return nil, err
 	}
 	return &SQLiteStore{db: db}, nil

@@ -18,14 +18,16 @@ import (
 	"unicode/utf8"
 
 	"github.com/userhook/userhook"
+	"github.com/userhook/userhook/aggregate"
 	"github.com/userhook/userhook/standardwebhooks"
 )
 
 // ConsumerName is the delivery consumer's Watermill handler name and checkpoint. Never rename it.
 const ConsumerName = "webhook-deliveries"
 
-// EventTypes are the names a webhook can subscribe to, besides All.
-var EventTypes = []string{"user.created", "user.updated", "user.deleted", "user.email_verified"}
+// EventTypes are the names a webhook can subscribe to, besides All: the public event types, named once by the
+// aggregate (the domain names its facts).
+var EventTypes = aggregate.PublicTypes()
 
 // All subscribes a webhook to every event type.
 const All = "all"
@@ -164,7 +166,7 @@ func NewSecret() string { return standardwebhooks.NewSecret() }
 func DecodeSecret(s string) ([]byte, error) {
 	key, err := standardwebhooks.ParseSecret(s)
 	if err != nil || len(key) < 16 {
-		return nil, fmt.Errorf("%w: a secret is whsec_ followed by base64 of at least 16 bytes", userhook.ErrInvalid)
+		return nil, userhook.Errorf(userhook.ErrInvalid, "a secret is whsec_ followed by base64 of at least 16 bytes")
 	}
 	return key, nil
 }

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,27 +17,36 @@ import (
 
 	"github.com/userhook/userhook/delivery"
 	"github.com/userhook/userhook/delivery/sqlite"
-	"github.com/userhook/userhook/internal/sqlitedb"
+	"github.com/userhook/userhook/internal/sqlitedb/sqlitetest"
 )
 
 func newStore(t *testing.T) delivery.Store {
 	t.Helper()
-	db, err := sqlitedb.Open(filepath.Join(t.TempDir(), "webhooks.db"))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = db.Close() })
-	s, err := sqlite.New(context.Background(), db)
+	s, err := sqlite.New(context.Background(), sqlitetest.Open(t))
 	require.NoError(t, err)
 	return s
 }
 
 // endpoint is a receiver on 127.0.0.1 that hangs (until the test ends or it is set to answer) or answers 204,
-// counting the requests it gets and how many it holds at once.
+// counting the requests it gets and how many it holds at once, and keeping when each arrived.
 type endpoint struct {
 	URL                  string
 	answer               atomic.Bool
 	requests, open, most atomic.Int64
 	release              chan struct{}
 	letGoOnce            sync.Once
+
+	mu      sync.Mutex
+	arrived []time.Time
+}
+
+// arrival is when the n-th request (1-based) arrived.
+func (e *endpoint) arrival(t *testing.T, n int) time.Time {
+	t.Helper()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	require.GreaterOrEqual(t, len(e.arrived), n, "request %d arrived", n)
+	return e.arrived[n-1]
 }
 
 // letGo ends the requests the endpoint holds, and makes it answer from now on.
@@ -54,6 +62,9 @@ func newEndpoint(t *testing.T, answer bool) *endpoint {
 	e := &endpoint{release: make(chan struct{})}
 	e.answer.Store(answer)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.mu.Lock()
+		e.arrived = append(e.arrived, time.Now())
+		e.mu.Unlock()
 		e.requests.Add(1)
 		n := e.open.Add(1)
 		defer e.open.Add(-1)
@@ -163,7 +174,9 @@ func TestSenderLanes(t *testing.T) {
 
 // TestSenderCircuitBreaker: after BreakAfter timeouts the endpoint is not called; its deliveries stay
 // pending (one waiting in the lane is postponed with the reason); after BreakFor one probe goes out; once
-// the endpoint answers, everything is delivered. The breaker runs on the real clock, with short intervals.
+// the endpoint answers, everything is delivered. The breaker runs on the real clock (gobreaker reads
+// time.Now), with short intervals; that the endpoint was not called for a while is read from when the next
+// request arrived, not asserted after a sleep.
 func TestSenderCircuitBreaker(t *testing.T) {
 	t.Parallel()
 	const (
@@ -206,18 +219,25 @@ func TestSenderCircuitBreaker(t *testing.T) {
 	assert.EqualValues(t, 1, deferred.Load(), "Observe is told")
 	assert.EqualValues(t, 2, e.requests.Load(), "one timeout opened the circuit; the other was under way")
 
-	// Open: nothing reaches the endpoint, and nothing is lost.
-	time.Sleep(breakFor / 2)
-	assert.EqualValues(t, 2, e.requests.Load(), "the endpoint is not called while the circuit is open")
+	// Open: nothing reaches the endpoint until the circuit half-opens and lets one probe through, and nothing
+	// is lost meanwhile.
+	require.Eventually(t, func() bool { return e.requests.Load() == 3 }, breakFor+2*time.Second, 5*time.Millisecond, "one probe")
+	assert.GreaterOrEqual(t, e.arrival(t, 3).Sub(tripped), breakFor/2, "the endpoint is not called while the circuit is open")
 	ds := deliveries(t, store, "wh_a")
 	assert.Equal(t, 3, count(ds, delivery.StatusPending), "every delivery stays pending: %+v", ds)
 
-	// Half-open: one probe, which hangs too and opens the circuit again.
-	require.Eventually(t, func() bool { return e.requests.Load() == 3 }, breakFor, 5*time.Millisecond, "one probe")
-	time.Sleep(timeout / 2)
+	// Half-open: the probe hangs too; once its timeout is recorded (the circuit is open again by then), no other
+	// request went out while it was under way.
+	require.Eventually(t, func() bool {
+		ds, err := store.Deliveries(context.Background(), delivery.Filter{WebhookID: "wh_a", Limit: 10})
+		attempts := 0
+		for _, d := range ds {
+			attempts += d.Attempts
+		}
+		return err == nil && attempts == 3
+	}, timeout+2*time.Second, 5*time.Millisecond, "the probe's timeout is recorded")
+	probed := time.Now()
 	assert.EqualValues(t, 3, e.requests.Load(), "one probe at a time")
-	time.Sleep(timeout)
-	assert.EqualValues(t, 3, e.requests.Load(), "the probe timed out: open again")
 	assert.Equal(t, 3, count(deliveries(t, store, "wh_a"), delivery.StatusPending))
 
 	// The endpoint recovers: the next probe succeeds, the circuit closes and every delivery goes out.
@@ -225,6 +245,7 @@ func TestSenderCircuitBreaker(t *testing.T) {
 	require.Eventually(t, func() bool { return count(deliveries(t, store, "wh_a"), delivery.StatusSucceeded) == 3 },
 		breakFor+2*time.Second, 10*time.Millisecond, "every delivery is delivered once the endpoint answers")
 	assert.EqualValues(t, 6, e.requests.Load(), "three timeouts and three deliveries")
+	assert.GreaterOrEqual(t, e.arrival(t, 4).Sub(probed), breakFor/2, "the probe timed out: open again")
 }
 
 type testWriter struct{ t *testing.T }

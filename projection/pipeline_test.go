@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -22,6 +21,7 @@ import (
 	"github.com/userhook/userhook/eventstore"
 	evsqlite "github.com/userhook/userhook/eventstore/sqlite"
 	"github.com/userhook/userhook/internal/sqlitedb"
+	"github.com/userhook/userhook/internal/sqlitedb/sqlitetest"
 	"github.com/userhook/userhook/projection"
 	projsqlite "github.com/userhook/userhook/projection/sqlite"
 	"github.com/userhook/userhook/stream"
@@ -39,9 +39,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	db, err := sqlitedb.Open(filepath.Join(t.TempDir(), "userhook.db"))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = db.Close() })
+	db := sqlitetest.Open(t)
 	store, err := evsqlite.New(ctx, db)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = store.Close() })
@@ -53,10 +51,7 @@ func newFixture(t *testing.T) *fixture {
 // newModel is a fresh read model in a database of its own, to rebuild beside the fixture's.
 func newModel(t *testing.T) *projsqlite.ReadModel {
 	t.Helper()
-	db, err := sqlitedb.Open(filepath.Join(t.TempDir(), "second.db"))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = db.Close() })
-	model, err := projsqlite.New(context.Background(), db)
+	model, err := projsqlite.New(context.Background(), sqlitetest.Open(t))
 	require.NoError(t, err)
 	return model
 }
@@ -198,17 +193,17 @@ func startPipeline(t *testing.T, f *fixture) *run {
 	var err error
 	r.pipeline, err = stream.NewPipeline(stream.PipelineConfig{Store: f.store, Checkpoints: f.model, Publisher: r.pubsub, Subscriber: r.pubsub,
 		Handlers: []stream.Handler{{
-		Name: projection.UsersProjection,
-		Handle: func(msg *message.Message) error {
-			if pos, err := strconv.ParseInt(msg.Metadata.Get("position"), 10, 64); err == nil {
-				r.firstDelivered.CompareAndSwap(0, pos)
-			}
-			return r.users.Handle(msg)
-		},
-		Checkpoint: func(ctx context.Context) (int64, error) {
-			return f.model.Checkpoint(ctx, projection.UsersProjection)
-		},
-	}}})
+			Name: projection.UsersProjection,
+			Handle: func(msg *message.Message) error {
+				if pos, err := strconv.ParseInt(msg.Metadata.Get("position"), 10, 64); err == nil {
+					r.firstDelivered.CompareAndSwap(0, pos)
+				}
+				return r.users.Handle(msg)
+			},
+			Checkpoint: func(ctx context.Context) (int64, error) {
+				return f.model.Checkpoint(ctx, projection.UsersProjection)
+			},
+		}}})
 	require.NoError(t, err)
 	require.NoError(t, r.pipeline.Start(ctx))
 	t.Cleanup(func() { _ = r.close() })

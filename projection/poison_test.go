@@ -56,7 +56,7 @@ func TestPipelinePoisonsUnprocessableMessages(t *testing.T) {
 	}()
 	r.users = &projection.Users{Model: f.model, Tracker: r.tracker}
 	r.pipeline, err = stream.NewPipeline(stream.PipelineConfig{Store: f.store, Checkpoints: f.model, Publisher: r.pubsub, Subscriber: r.pubsub,
-		Durable: true, // the handler acks only after its commit, as with JetStream
+		Durable:  true, // the handler acks only after its commit, as with JetStream
 		Handlers: []stream.Handler{{Name: projection.UsersProjection, Handle: r.users.Handle}},
 		Poisoned: func(handler string, position int64) {
 			mu.Lock()

@@ -107,14 +107,14 @@ func (c PipelineConfig) Validate() error {
 type Pipeline struct {
 	cfg PipelineConfig
 
-	running  map[string]*message.Handler
-	runErrs  map[string]error
-	router   *message.Router
-	relay    *Relay
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	errMu    sync.Mutex
-	err      error
+	running map[string]*message.Handler
+	runErrs map[string]error
+	router  *message.Router
+	relay   *Relay
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	errMu   sync.Mutex
+	err     error
 }
 
 // NewPipeline checks cfg and returns a pipeline ready to Start.

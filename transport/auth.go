@@ -30,6 +30,9 @@ type JWTConfig struct {
 	Audience   string
 	// Leeway tolerates clock skew on exp and nbf.
 	Leeway time.Duration
+	// Now is the clock exp and nbf are checked against (time.Now when nil), on every use of a token, the
+	// remembered ones too; tests move it instead of waiting for a token to expire.
+	Now func() time.Time
 }
 
 // JWTVerifier checks bearer tokens. Only the configured algorithms are accepted, so "none" and
@@ -39,6 +42,7 @@ type JWTVerifier struct {
 	secret []byte
 	jwks   keyfunc.Keyfunc
 	leeway time.Duration
+	now    func() time.Time
 
 	mu       sync.RWMutex
 	verified map[[sha256.Size]byte]verifiedToken
@@ -47,7 +51,10 @@ type JWTVerifier struct {
 // NewJWTVerifier builds a verifier; with a JWKS URL it fetches the key set in the background, refreshes it
 // hourly and at once (rate limited) when a token names an unknown kid.
 func NewJWTVerifier(ctx context.Context, cfg JWTConfig) (*JWTVerifier, error) {
-	v := &JWTVerifier{secret: cfg.Secret, leeway: cfg.Leeway, verified: map[[sha256.Size]byte]verifiedToken{}}
+	v := &JWTVerifier{secret: cfg.Secret, leeway: cfg.Leeway, now: cfg.Now, verified: map[[sha256.Size]byte]verifiedToken{}}
+	if v.now == nil {
+		v.now = time.Now
+	}
 	var algs []string
 	if len(cfg.Secret) > 0 {
 		algs = append(algs, "HS256")
@@ -73,6 +80,7 @@ func NewJWTVerifier(ctx context.Context, cfg JWTConfig) (*JWTVerifier, error) {
 		jwt.WithValidMethods(algs),
 		jwt.WithExpirationRequired(),
 		jwt.WithLeeway(cfg.Leeway),
+		jwt.WithTimeFunc(v.now),
 	}
 	if cfg.Issuer != "" {
 		opts = append(opts, jwt.WithIssuer(cfg.Issuer))
@@ -118,7 +126,7 @@ const maxVerified = 10000
 // (an Action caches its token), so an HS256 token that verified is remembered, in memory, until it expires:
 // later requests with it check only its time window. (The secret cannot change while the process runs.)
 func (v *JWTVerifier) Verify(raw string) (Claims, error) {
-	now := time.Now()
+	now := v.now()
 	// Cached by the token's hash: a fixed 32 bytes a token, whatever its length.
 	id := sha256.Sum256([]byte(raw))
 	v.mu.RLock()
@@ -127,9 +135,9 @@ func (v *JWTVerifier) Verify(raw string) (Claims, error) {
 	if hit {
 		switch {
 		case now.After(t.notAfter):
-			return Claims{}, fmt.Errorf("%w: bearer token is expired", userhook.ErrUnauthorized)
+			return Claims{}, userhook.Errorf(userhook.ErrUnauthorized, "bearer token is expired")
 		case now.Before(t.notFrom):
-			return Claims{}, fmt.Errorf("%w: bearer token is not valid yet", userhook.ErrUnauthorized)
+			return Claims{}, userhook.Errorf(userhook.ErrUnauthorized, "bearer token is not valid yet")
 		}
 		return t.claims, nil
 	}
@@ -189,7 +197,7 @@ func (v *JWTVerifier) Verify(raw string) (Claims, error) {
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		reason = "bearer token is malformed"
 	}
-	return Claims{}, fmt.Errorf("%w: %s", userhook.ErrUnauthorized, reason)
+	return Claims{}, &userhook.Error{Code: userhook.ErrUnauthorized, Message: reason}
 }
 
 // Authenticator checks the JWT and API key pair.
@@ -217,7 +225,7 @@ func (a *Authenticator) check(c echo.Context) (Principal, error) {
 	h := c.Request().Header.Get(echo.HeaderAuthorization)
 	scheme, token, found := strings.Cut(h, " ")
 	if h == "" || !found || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
-		return Principal{}, fmt.Errorf("%w: missing Authorization: Bearer token", userhook.ErrUnauthorized)
+		return Principal{}, userhook.Errorf(userhook.ErrUnauthorized, "missing Authorization: Bearer token")
 	}
 	claims, err := a.JWT.Verify(strings.TrimSpace(token))
 	if err != nil {
@@ -249,5 +257,5 @@ func (a *Authenticator) Require(need apikey.Role) echo.MiddlewareFunc {
 }
 
 func errForbidden(have, need apikey.Role) error {
-	return fmt.Errorf("%w: an API key with role %s may not do what role %s does", userhook.ErrForbidden, have, need)
+	return userhook.Errorf(userhook.ErrForbidden, "an API key with role %s may not do what role %s does", have, need)
 }

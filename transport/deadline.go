@@ -3,7 +3,6 @@ package transport
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -31,7 +30,7 @@ func (s *Server) deadline(d time.Duration) echo.MiddlewareFunc {
 			err := next(c)
 			if err != nil && errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
 				c.Response().Header().Set("Retry-After", "5")
-				return fmt.Errorf("%w: the database did not answer within %s; retry later", userhook.ErrUnavailable, limit)
+				return userhook.Errorf(userhook.ErrUnavailable, "the database did not answer within %s; retry later", limit)
 			}
 			return err
 		}

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -20,12 +22,16 @@ type ErrorBody struct {
 	RequestID string                `json:"requestId"`
 }
 
-// statusOf is the one table from error categories to statuses and default messages.
-var statusOf = []struct {
-	category error
-	status   int
-	message  string
-}{
+// category is how an error category is answered: its status, and the message when the error says none.
+type category struct {
+	code    error
+	status  int
+	message string
+}
+
+// categories is the one table from error categories to statuses and default messages, read by name
+// (categoryOf). A bare category that matches several rows is answered by the first.
+var categories = []category{
 	{userhook.ErrInvalid, http.StatusBadRequest, "The request contains invalid parameters or malformed data"},
 	{userhook.ErrUnauthorized, http.StatusUnauthorized, "Authentication is required"},
 	{userhook.ErrForbidden, http.StatusForbidden, "This API key's role does not allow this request"},
@@ -34,6 +40,16 @@ var statusOf = []struct {
 	{userhook.ErrTooLarge, http.StatusRequestEntityTooLarge, "The request body is larger than 1 MiB"},
 	{userhook.ErrRateLimited, http.StatusTooManyRequests, "Too many requests"},
 	{userhook.ErrUnavailable, http.StatusServiceUnavailable, "The service is temporarily unavailable"},
+}
+
+// categoryOf returns the row of a category by name; the zero row (status 0: a 500) for any other error.
+func categoryOf(code error) category {
+	for _, c := range categories {
+		if c.code == code {
+			return c
+		}
+	}
+	return category{}
 }
 
 const internalMessage = "An unexpected error occurred on the server"
@@ -57,7 +73,7 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		var he *echo.HTTPError
 		switch {
 		case errors.As(err, &fe):
-			body.Code, body.Message, body.Details = http.StatusBadRequest, statusOf[0].message, fe
+			body.Code, body.Message, body.Details = http.StatusBadRequest, categoryOf(userhook.ErrInvalid).message, fe
 		case errors.As(err, new(*unsupportedMedia)):
 			body.Code, body.Message = http.StatusUnsupportedMediaType, err.Error()
 		case errors.As(err, &he):
@@ -71,15 +87,10 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 				body.Message = "No route matches " + logMethod(c.Request().Method) + " " + truncate(c.Request().URL.Path, 200)
 			}
 			if he.Code == http.StatusRequestEntityTooLarge {
-				body.Message = statusOf[5].message
+				body.Message = categoryOf(userhook.ErrTooLarge).message
 			}
 		default:
-			for _, row := range statusOf {
-				if errors.Is(err, row.category) {
-					body.Code, body.Message = row.status, specific(err, row.category, row.message)
-					break
-				}
-			}
+			body.Code, body.Message = clientStatus(err)
 		}
 		if body.Code == 0 || body.Code >= 500 && body.Code != http.StatusServiceUnavailable {
 			log.ErrorContext(c.Request().Context(), "request failed", "request_id", body.RequestID,
@@ -95,15 +106,24 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 	}
 }
 
-// specific is the message of an error wrapping category: the text after "category: ", which our own code
-// wrote, or the category's default.
-func specific(err, category error, fallback string) string {
-	msg := err.Error()
-	prefix := category.Error() + ": "
-	if i := strings.Index(msg, prefix); i >= 0 {
-		if m := strings.TrimSpace(msg[i+len(prefix):]); m != "" {
-			return strings.ToUpper(m[:1]) + m[1:]
+// clientStatus is the status and message of an error of ours: the category and message of the *userhook.Error
+// it holds (never the text of its cause), or the category's default message for a bare category. It is 0 for
+// any other error.
+func clientStatus(err error) (int, string) {
+	var ue *userhook.Error
+	if errors.As(err, &ue) {
+		c := categoryOf(ue.Code)
+		if ue.Message == "" {
+			return c.status, c.message
+		}
+		// Messages are written in lower case, to read well inside Error(); on the wire they are sentences.
+		r, n := utf8.DecodeRuneInString(ue.Message)
+		return c.status, string(unicode.ToUpper(r)) + ue.Message[n:]
+	}
+	for _, c := range categories {
+		if errors.Is(err, c.code) {
+			return c.status, c.message
 		}
 	}
-	return fallback
+	return 0, ""
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/userhook/userhook"
 	"github.com/userhook/userhook/aggregate"
+	"github.com/userhook/userhook/ingest"
 	"github.com/userhook/userhook/standardwebhooks"
 )
 
@@ -46,7 +47,7 @@ func readSeed(f *testing.F, path ...string) []byte {
 }
 
 // checkDecoded asserts the properties every result of DecodeCloudEvents has.
-func checkDecoded(t *testing.T, events []Incoming, err error) {
+func checkDecoded(t *testing.T, events []ingest.Event, err error) {
 	t.Helper()
 	if err != nil {
 		if !errors.Is(err, userhook.ErrInvalid) {
@@ -60,34 +61,34 @@ func checkDecoded(t *testing.T, events []Incoming, err error) {
 	if len(events) == 0 || len(events) > MaxBatch {
 		t.Fatalf("accepted %d events; want 1 to %d", len(events), MaxBatch)
 	}
-	for i, in := range events {
-		if in.EnvelopeID == "" || in.EnvelopeSource == "" || in.EnvelopeType == "" {
-			t.Fatalf("[%d] accepted an envelope without id, source or type: %+v", i, in)
+	for i, e := range events {
+		if e.ID == "" || e.Metadata["ce_source"] == "" || e.Metadata["ce_type"] == "" {
+			t.Fatalf("[%d] accepted an envelope without id, source or type: %+v", i, e)
 		}
-		key := in.Key()
-		if again := in.Key(); again != key {
+		key := e.Key()
+		if again := e.Key(); again != key {
 			t.Fatalf("[%d] Key is not deterministic: %q then %q", i, key, again)
 		}
-		if same := (Incoming{ID: in.ID, Source: in.Source}).Key(); same != key {
+		if same := (ingest.Event{ProviderEventID: e.ProviderEventID, Source: e.Source}).Key(); same != key {
 			t.Fatalf("[%d] Key depends on more than source and id: %q and %q", i, key, same)
 		}
 		if !strings.HasPrefix(key, "ce_") || len(key) != len("ce_")+32 {
 			t.Fatalf("[%d] Key %q is not ce_ and 32 hex digits", i, key)
 		}
-		if !in.Supported() {
+		if !e.Kind.Applies() {
 			continue
 		}
-		if msg := aggregate.CheckUserID(in.UserID); msg != "" {
-			t.Fatalf("[%d] accepted %s with user id %q: %s", i, in.Type, in.UserID, msg)
+		if msg := aggregate.CheckUserID(e.UserID); msg != "" {
+			t.Fatalf("[%d] accepted %s with user id %q: %s", i, e.Kind, e.UserID, msg)
 		}
-		if in.Attributes.Email != nil {
-			if msg := aggregate.CheckEmail(*in.Attributes.Email); msg != "" {
-				t.Fatalf("[%d] accepted %s with email %q: %s", i, in.Type, *in.Attributes.Email, msg)
+		if e.Attributes.Email != nil {
+			if msg := aggregate.CheckEmail(*e.Attributes.Email); msg != "" {
+				t.Fatalf("[%d] accepted %s with email %q: %s", i, e.Kind, *e.Attributes.Email, msg)
 			}
 		}
-		cmd := in.Command()
-		if cmd == nil || cmd.StreamID() != in.UserID {
-			t.Fatalf("[%d] supported %s has command %#v for user %q", i, in.Type, cmd, in.UserID)
+		cmd := e.Command()
+		if cmd == nil || cmd.StreamID() != e.UserID {
+			t.Fatalf("[%d] applied %s has command %#v for user %q", i, e.Kind, cmd, e.UserID)
 		}
 	}
 }
@@ -169,19 +170,19 @@ func FuzzDecodeBinaryCloudEvent(f *testing.F) {
 	if err := json.Unmarshal(data, &structured); err != nil {
 		f.Fatal(err)
 	}
-	f.Add("evt_1", "https://idp.example.com", TypeUserCreated, "user-2", "2024-01-03T11:00:00Z", []byte(structured.Data))
-	f.Add("evt_1", "https://idp.example.com", TypeUserUpdated, "user-2", "", []byte(`{"name":"Grace"}`))
-	f.Add("evt_1", "https://idp.example.com", TypeUserDeleted, "user-2", "", []byte(nil))
-	f.Add("evt_1", "https://idp.example.com", TypeUserEmailVerified, "user-2", "2024-01-03T11:00:00.123456789+02:00", []byte(`{"email":"a@b.c"}`))
+	f.Add("evt_1", "https://idp.example.com", aggregate.PublicUserCreated, "user-2", "2024-01-03T11:00:00Z", []byte(structured.Data))
+	f.Add("evt_1", "https://idp.example.com", aggregate.PublicUserUpdated, "user-2", "", []byte(`{"name":"Grace"}`))
+	f.Add("evt_1", "https://idp.example.com", aggregate.PublicUserDeleted, "user-2", "", []byte(nil))
+	f.Add("evt_1", "https://idp.example.com", aggregate.PublicUserEmailVerified, "user-2", "2024-01-03T11:00:00.123456789+02:00", []byte(`{"email":"a@b.c"}`))
 	f.Add("evt_1", "https://idp.example.com", "organization.created", "org-1", "", []byte(`not json`))
 	f.Add("", "", "", "", "", []byte(nil))
-	f.Add("evt_1", "s", TypeUserCreated, "", "", []byte(`{"user_id":"u1","email":"a@b.c"}`))
-	f.Add("evt_1", "s", TypeUserCreated, " u1", "yesterday", []byte(`{}`))
-	f.Add("evt_1", "s", TypeUserCreated, "u\xff", "", []byte(`{"email":"x"}`))
-	f.Add("evt_1", "s", TypeUserCreated, "u1", "", []byte(`[1,2]`))
-	f.Add("evt_1", "s", TypeUserCreated, "u1", "", []byte(`{"email":"a@b.c"`))
-	f.Add("evt_1", "://bad uri", TypeUserCreated, strings.Repeat("u", 256), "", []byte(`{"email":"a@b.c"}`))
-	f.Add("evt_1", "s", TypeUserCreated, "u1", "", []byte(`{"id":"in","type":"user.created","subject":{"user_id":"u2"},"data":{"email":"a@b.c"}}`))
+	f.Add("evt_1", "s", aggregate.PublicUserCreated, "", "", []byte(`{"user_id":"u1","email":"a@b.c"}`))
+	f.Add("evt_1", "s", aggregate.PublicUserCreated, " u1", "yesterday", []byte(`{}`))
+	f.Add("evt_1", "s", aggregate.PublicUserCreated, "u\xff", "", []byte(`{"email":"x"}`))
+	f.Add("evt_1", "s", aggregate.PublicUserCreated, "u1", "", []byte(`[1,2]`))
+	f.Add("evt_1", "s", aggregate.PublicUserCreated, "u1", "", []byte(`{"email":"a@b.c"`))
+	f.Add("evt_1", "://bad uri", aggregate.PublicUserCreated, strings.Repeat("u", 256), "", []byte(`{"email":"a@b.c"}`))
+	f.Add("evt_1", "s", aggregate.PublicUserCreated, "u1", "", []byte(`{"id":"in","type":"user.created","subject":{"user_id":"u2"},"data":{"email":"a@b.c"}}`))
 	f.Fuzz(func(t *testing.T, id, source, typ, subject, timeStr string, body []byte) {
 		h := http.Header{}
 		h.Set("Content-Type", "application/json")
@@ -222,7 +223,7 @@ func FuzzDecodeBinaryCloudEventHeader(f *testing.F) {
 		h.Set("ce-specversion", "1.0")
 		h.Set("ce-id", "evt_1")
 		h.Set("ce-source", "https://idp.example.com")
-		h.Set("ce-type", TypeUserCreated)
+		h.Set("ce-type", aggregate.PublicUserCreated)
 		h.Set("ce-subject", "user-2")
 		h.Set(name, value)
 		events, err := DecodeCloudEvents(h, []byte(`{"email":"grace@example.com"}`))
@@ -280,7 +281,7 @@ func FuzzAuthPIInner(f *testing.F) {
 		h.Set("Content-Type", MediaCloudEvent)
 		events, err := DecodeCloudEvents(h, envelope)
 		checkDecoded(t, events, err)
-		if err == nil && (len(events) != 1 || events[0].EnvelopeID != "env-fuzz-1") {
+		if err == nil && (len(events) != 1 || events[0].ID != "env-fuzz-1") {
 			t.Fatalf("one envelope decoded as %+v", events)
 		}
 	})
@@ -478,7 +479,7 @@ func FuzzDecodePostUsers(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		cmd, err := DecodePostUsers(body)
+		e, err := DecodePostUsers(body)
 		if err != nil {
 			if !errors.Is(err, userhook.ErrInvalid) {
 				t.Fatalf("a refusal must match userhook.ErrInvalid (a 400), got %T: %v", err, err)
@@ -494,14 +495,18 @@ func FuzzDecodePostUsers(f *testing.F) {
 			}
 			return
 		}
-		if msg := aggregate.CheckEmail(cmd.Email); msg != "" {
-			t.Fatalf("accepted email %q: %s", cmd.Email, msg)
+		if e.Attributes.Email == nil {
+			t.Fatalf("accepted without an email: %+v", e)
 		}
-		if msg := aggregate.CheckUserID(cmd.UserID); msg != "" {
-			t.Fatalf("accepted user id %q: %s", cmd.UserID, msg)
+		if msg := aggregate.CheckEmail(*e.Attributes.Email); msg != "" {
+			t.Fatalf("accepted email %q: %s", *e.Attributes.Email, msg)
 		}
-		if cmd.StreamID() != cmd.UserID || !cmd.At.IsZero() {
-			t.Fatalf("command %+v", cmd)
+		if msg := aggregate.CheckUserID(e.UserID); msg != "" {
+			t.Fatalf("accepted user id %q: %s", e.UserID, msg)
+		}
+		cmd, ok := e.Command().(aggregate.Ensure)
+		if !ok || cmd.StreamID() != e.UserID || cmd.Email != *e.Attributes.Email || !cmd.At.IsZero() || e.Key() != "" {
+			t.Fatalf("event %+v has command %#v", e, e.Command())
 		}
 	})
 }

@@ -3,7 +3,6 @@ package transport
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"strconv"
 	"strings"
 	"unicode/utf16"
@@ -27,7 +26,7 @@ const MaxJSONDepth = 64
 // key.
 func checkJSON(body []byte) error {
 	if !utf8.Valid(body) {
-		return fmt.Errorf("%w: the body is not valid UTF-8", userhook.ErrInvalid)
+		return userhook.Errorf(userhook.ErrInvalid, "the body is not valid UTF-8")
 	}
 	if !json.Valid(body) {
 		return nil
@@ -92,7 +91,7 @@ func checkJSON(body []byte) error {
 					}
 				}
 				if dup {
-					return fmt.Errorf("%w: the key %q appears twice in one object", userhook.ErrInvalid, truncate(string(key), 64))
+					return userhook.Errorf(userhook.ErrInvalid, "the key %q appears twice in one object", truncate(string(key), 64))
 				}
 				expectKey = false
 			} else if lone {
@@ -101,7 +100,7 @@ func checkJSON(body []byte) error {
 			i = j
 		case '{', '[':
 			if len(stack) >= MaxJSONDepth {
-				return fmt.Errorf("%w: the body nests deeper than %d levels", userhook.ErrInvalid, MaxJSONDepth)
+				return userhook.Errorf(userhook.ErrInvalid, "the body nests deeper than %d levels", MaxJSONDepth)
 			}
 			stack = append(stack, frame{object: body[i] == '{'})
 			expectKey = body[i] == '{'

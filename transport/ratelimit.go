@@ -41,18 +41,19 @@ func ParseRateLimit(s string) (*RateLimit, error) {
 	return &RateLimit{PerSecond: r, Burst: burst}, nil
 }
 
-// limiter holds one bucket per caller.
+// limiter holds one bucket per caller; the buckets fill by its clock, now.
 type limiter struct {
 	limit RateLimit
+	now   func() time.Time
 	mu    sync.Mutex
 	m     map[string]*rate.Limiter
 }
 
-func newLimiter(l *RateLimit) *limiter {
+func newLimiter(l *RateLimit, now func() time.Time) *limiter {
 	if l == nil {
 		return nil
 	}
-	return &limiter{limit: *l, m: map[string]*rate.Limiter{}}
+	return &limiter{limit: *l, now: now, m: map[string]*rate.Limiter{}}
 }
 
 // maxCallers bounds the buckets kept. A bucket is made only for a caller that authenticated (an API key, or a
@@ -83,6 +84,15 @@ func (l *limiter) allow(caller string, now time.Time) (bool, time.Duration) {
 	return true, 0
 }
 
+// take is allow at the limiter's clock's time. A nil limiter (no limit) lets every caller through without
+// reading the clock.
+func (l *limiter) take(caller string) (bool, time.Duration) {
+	if l == nil {
+		return true, 0
+	}
+	return l.allow(caller, l.now())
+}
+
 // evict drops the buckets that have filled up again: a full bucket answers exactly as a new one would, so
 // forgetting it changes nothing. Should every bucket be in use, they all start afresh (full), which only ever
 // lets more through. It runs with l.mu held.
@@ -100,7 +110,7 @@ func (l *limiter) evict(now time.Time) {
 // refuse answers 429 with Retry-After in whole seconds (at least 1).
 func refuse(c echo.Context, wait time.Duration) error {
 	c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Max(1, math.Ceil(wait.Seconds())))))
-	return fmt.Errorf("%w: this caller's rate limit is reached; retry after the Retry-After delay", userhook.ErrRateLimited)
+	return userhook.Errorf(userhook.ErrRateLimited, "this caller's rate limit is reached; retry after the Retry-After delay")
 }
 
 // limited is middleware, after authentication, that applies l to the request's API key.
@@ -111,7 +121,7 @@ func (s *Server) limited(l *limiter) echo.MiddlewareFunc {
 		}
 		return func(c echo.Context) error {
 			p, _ := PrincipalOf(c)
-			if ok, wait := l.allow("key:"+p.Key.ID, time.Now()); !ok {
+			if ok, wait := l.take("key:" + p.Key.ID); !ok {
 				s.deps.Metrics.Limited(c.Path())
 				return refuse(c, wait)
 			}

@@ -10,7 +10,7 @@ import (
 
 func TestLimiterKeepsAtMostMaxCallersBuckets(t *testing.T) {
 	t.Parallel()
-	l := newLimiter(&RateLimit{PerSecond: 1, Burst: 1})
+	l := newLimiter(&RateLimit{PerSecond: 1, Burst: 1}, nil)
 	now := time.Now()
 	ok, _ := l.allow("busy", now)
 	assert.True(t, ok)

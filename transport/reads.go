@@ -153,7 +153,7 @@ func (s *Server) consistent(allowed ...string) echo.MiddlewareFunc {
 				c.Response().Header().Set("X-Projection-Position", strconv.FormatInt(pos, 10))
 				if err != nil {
 					c.Response().Header().Set("Retry-After", "1")
-					return fmt.Errorf("%w: the read model has applied position %d, not yet %d", userhook.ErrUnavailable, pos, want)
+					return userhook.Errorf(userhook.ErrUnavailable, "the read model has applied position %d, not yet %d", pos, want)
 				}
 			}
 			return next(c)
@@ -245,7 +245,7 @@ func (s *Server) userEvents(c echo.Context) error {
 		return err
 	}
 	if len(events) == 0 {
-		return fmt.Errorf("%w: no user %q", userhook.ErrNotFound, id)
+		return userhook.Errorf(userhook.ErrNotFound, "no user %q", id)
 	}
 	out := make([]EventBody, len(events))
 	for i, e := range events {

@@ -23,6 +23,7 @@ import (
 	"github.com/userhook/userhook/apikey"
 	"github.com/userhook/userhook/delivery"
 	"github.com/userhook/userhook/eventstore"
+	"github.com/userhook/userhook/ingest"
 	"github.com/userhook/userhook/metrics"
 	"github.com/userhook/userhook/projection"
 )
@@ -32,6 +33,8 @@ const MaxBodyBytes = 1 << 20
 
 // Deps are what the server needs.
 type Deps struct {
+	// Users runs the commands; with Receipts and Metrics it makes the ingest service that every write goes
+	// through.
 	Users *aggregate.Service
 	Auth  *Authenticator
 	// Reads is the users read model, Tracker its applied position, Events the store for the event feeds.
@@ -60,11 +63,17 @@ type Deps struct {
 	// StoreTimeout, when positive, bounds the store calls of every request; past it the request answers 503
 	// with Retry-After.
 	StoreTimeout time.Duration
+	// Now is the clock the rate limits' buckets fill by (time.Now when nil); tests move it instead of waiting
+	// for a bucket to refill.
+	Now func() time.Time
 }
 
 // Server is the HTTP API.
 type Server struct {
-	deps        Deps
+	deps Deps
+	// ingest applies what POST /users and POST /events decode; it is built here from Users, Receipts and
+	// Metrics, which is all it needs, so that the wiring stays one list of dependencies.
+	ingest      *ingest.Service
 	echo        *echo.Echo
 	log         *slog.Logger
 	ingestLimit *limiter
@@ -81,12 +90,15 @@ func NewServer(d Deps) *Server {
 	if d.Metrics == nil {
 		d.Metrics = metrics.New(metrics.Sources{})
 	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
 	e.Logger.SetOutput(io.Discard)
-	s := &Server{deps: d, echo: e, log: d.Logger, ingestLimit: newLimiter(d.IngestLimit), readLimit: newLimiter(d.ReadLimit),
-		routes: map[string]bool{}}
+	s := &Server{deps: d, echo: e, log: d.Logger, ingest: ingest.NewService(d.Users, d.Receipts, d.Metrics),
+		ingestLimit: newLimiter(d.IngestLimit, d.Now), readLimit: newLimiter(d.ReadLimit, d.Now), routes: map[string]bool{}}
 	e.HTTPErrorHandler = errorHandler(d.Logger)
 	e.Use(s.requestID, s.accessLog, s.recover, s.headerLimit, strictQuery)
 	if d.StoreTimeout > 0 {
@@ -132,7 +144,7 @@ func NewServer(d Deps) *Server {
 	d.Metrics.Declare(metrics.Known{
 		DuplicateRoutes: []string{"/events"},
 		LimitedRoutes:   limited,
-		IgnoreReasons:   []string{ReasonUnsupportedType, ReasonStale, ReasonNoChange, ReasonDeleted},
+		IgnoreReasons:   ingest.Reasons(),
 	})
 	return s
 }
@@ -279,7 +291,9 @@ func readJSONBody(c echo.Context, accepted ...string) ([]byte, error) {
 	}
 	body, err := io.ReadAll(io.LimitReader(req.Body, MaxBodyBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("%w: reading the body: %v", userhook.ErrInvalid, err)
+		// The reader's error (a reset connection, a malformed chunk) stays the cause, for errors.Is: the client
+		// is told only that its body did not arrive whole.
+		return nil, &userhook.Error{Code: userhook.ErrInvalid, Message: "the body could not be read", Err: err}
 	}
 	if len(body) > MaxBodyBytes {
 		return nil, userhook.ErrTooLarge

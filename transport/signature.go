@@ -4,8 +4,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -18,8 +16,9 @@ import (
 // SignatureTolerance is how far a signed timestamp may be from now.
 const SignatureTolerance = 5 * time.Minute
 
-// ErrNoSignature says a request carries no webhook signature headers at all.
-var ErrNoSignature = errors.New("no webhook signature")
+// ErrNoSignature says a request carries no webhook signature headers at all. It is Unauthorized: a request that
+// needs a signature and has none is answered 401 (POST /events first tries the JWT and API key pair instead).
+var ErrNoSignature = userhook.Errorf(userhook.ErrUnauthorized, "no webhook signature")
 
 // WebhookVerifier checks inbound webhook signatures against one or two secrets (two during a rotation):
 // Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature), the same with svix-* header names,
@@ -63,7 +62,9 @@ func (v *WebhookVerifier) Signer(h http.Header, body []byte) (SignatureScheme, i
 	return "", -1, ErrNoSignature
 }
 
-func unauthorized(reason string) error { return fmt.Errorf("%w: %s", userhook.ErrUnauthorized, reason) }
+func unauthorized(reason string) error {
+	return &userhook.Error{Code: userhook.ErrUnauthorized, Message: reason}
+}
 
 func (v *WebhookVerifier) verifyStandard(id, timestamp, signatures string, body []byte) (int, error) {
 	if id == "" || timestamp == "" || signatures == "" {

@@ -3,7 +3,6 @@ package transport
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 
@@ -11,6 +10,7 @@ import (
 
 	"github.com/userhook/userhook"
 	"github.com/userhook/userhook/aggregate"
+	"github.com/userhook/userhook/ingest"
 )
 
 // postUsersRequest is the body Auth0's post-login and post-registration Actions send (seed 000).
@@ -34,8 +34,10 @@ var postUsersFields = map[string]string{
 	"detail": "detail", "detail.data": "detail.data", "detail.data.user_name": "email", "detail.data.user_id": "user_id",
 }
 
-// DecodePostUsers parses and validates a POST /users body, reporting every field fault at once.
-func DecodePostUsers(body []byte) (aggregate.Ensure, error) {
+// DecodePostUsers parses and validates a POST /users body into the ensure it asks for, reporting every field
+// fault at once. The event has no provider event id: the Action sends the same body at every login, and
+// applying it again changes nothing.
+func DecodePostUsers(body []byte) (ingest.Event, error) {
 	var req postUsersRequest
 	if err := decodeJSON(body, &req); err != nil {
 		var fe userhook.FieldErrors
@@ -46,26 +48,29 @@ func DecodePostUsers(body []byte) (aggregate.Ensure, error) {
 				}
 			}
 		}
-		return aggregate.Ensure{}, err
+		return ingest.Event{}, err
 	}
 	var fe userhook.FieldErrors
 	d := req.Detail.Data
-	var cmd aggregate.Ensure
+	e := ingest.Event{Kind: ingest.KindEnsured}
 	if d.UserName == nil {
 		fe.Add("email", "Email is required (detail.data.user_name)")
 	} else if msg := aggregate.CheckEmail(*d.UserName); msg != "" {
 		fe.Add("email", msg)
 	} else {
-		cmd.Email = *d.UserName
+		e.Attributes.Email = d.UserName
 	}
 	if d.UserID == nil {
 		fe.Add("user_id", "user_id is required (detail.data.user_id)")
 	} else if msg := aggregate.CheckUserID(*d.UserID); msg != "" {
 		fe.Add("user_id", msg)
 	} else {
-		cmd.UserID = *d.UserID
+		e.UserID = *d.UserID
 	}
-	return cmd, fe.Err()
+	if err := fe.Err(); err != nil {
+		return ingest.Event{}, err
+	}
+	return e, nil
 }
 
 func (s *Server) postUsers(c echo.Context) error {
@@ -73,27 +78,24 @@ func (s *Server) postUsers(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	cmd, err := DecodePostUsers(body)
+	e, err := DecodePostUsers(body)
 	if err != nil {
 		return err
 	}
-	res, err := s.deps.Users.Execute(c.Request().Context(), cmd, aggregate.Options{
-		Metadata: map[string]string{"request_id": requestID(c), "source": "POST /users"},
-	})
+	e.Metadata = map[string]string{"request_id": requestID(c), "source": "POST /users"}
+	r, err := s.ingest.Apply(c.Request().Context(), "/users", e)
 	if err != nil {
 		return err
 	}
-	for _, e := range res.Events {
-		s.deps.Metrics.Appended(e.Type)
-	}
-	c.Response().Header().Set("X-Event-Position", strconv.FormatInt(res.Position(), 10))
-	return c.JSON(http.StatusOK, postUsersResponse{Success: true, UserID: res.User.ID, Email: res.User.Email})
+	// Applied or ignored for no change, the user is now as the body says: the answer is the same.
+	c.Response().Header().Set("X-Event-Position", strconv.FormatInt(r.UserPosition, 10))
+	return c.JSON(http.StatusOK, postUsersResponse{Success: true, UserID: r.UserID, Email: *e.Attributes.Email})
 }
 
 // decodeJSON unmarshals one JSON value, refusing trailing data; type faults name the field.
 func decodeJSON(body []byte, v any) error {
 	if len(body) == 0 {
-		return fmt.Errorf("%w: the body is empty; a JSON object is expected", userhook.ErrInvalid)
+		return userhook.Errorf(userhook.ErrInvalid, "the body is empty; a JSON object is expected")
 	}
 	if err := checkJSON(body); err != nil {
 		return err
@@ -104,9 +106,9 @@ func decodeJSON(body []byte, v any) error {
 			return userhook.FieldErrors{{Field: te.Field, Message: "must be a " + jsonKind(te.Type.Kind().String())}}
 		}
 		if errors.As(err, &te) {
-			return fmt.Errorf("%w: the body must be a JSON object", userhook.ErrInvalid)
+			return userhook.Errorf(userhook.ErrInvalid, "the body must be a JSON object")
 		}
-		return fmt.Errorf("%w: the body is not valid JSON", userhook.ErrInvalid)
+		return userhook.Errorf(userhook.ErrInvalid, "the body is not valid JSON")
 	}
 	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"slices"
 	"sort"
@@ -308,7 +307,7 @@ func (s *Server) retryDelivery(c echo.Context) error {
 	}
 	if !ok {
 		c.Response().Header().Set("Retry-After", "10")
-		return fmt.Errorf("%w: the delivery is being sent right now; retry in a few seconds", userhook.ErrConflict)
+		return userhook.Errorf(userhook.ErrConflict, "the delivery is being sent right now; retry in a few seconds")
 	}
 	d, err = s.deps.Sender.Attempt(ctx, d, true)
 	if err != nil {

@@ -1,3 +1,4 @@
+-- +goose Up
 CREATE TABLE api_keys (
     id         TEXT    PRIMARY KEY,
     name       TEXT    NOT NULL,

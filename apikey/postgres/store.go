@@ -15,8 +15,13 @@ import (
 	"github.com/userhook/userhook/internal/postgresdb"
 )
 
+// Component is apikey.Component: the api_keys table has one name in the migration records of both databases.
+const Component = apikey.Component
+
+// Migrations are the SQL files that create and change the api_keys table, applied in version order on open.
+//
 //go:embed migrations/*.sql
-var migrations embed.FS
+var Migrations embed.FS
 
 var _ apikey.Store = (*Store)(nil)
 
@@ -25,7 +30,7 @@ type Store struct{ db *postgresdb.DB }
 
 // New migrates the api_keys table of db and returns the store.
 func New(ctx context.Context, db *postgresdb.DB) (*Store, error) {
-	if err := db.Migrate(ctx, "api_keys", migrations); err != nil {
+	if err := db.Migrate(ctx, Component, Migrations); err != nil {
 		return nil, err
 	}
 	return &Store{db: db}, nil

@@ -124,16 +124,21 @@ func testRSAKey(t *testing.T, i int) *rsa.PrivateKey {
 	return keys[i]
 }
 
-// jwtClaims are valid claims for the next hour, with extra claims set or, when nil, removed.
+// jwtClaims are valid claims for the next hour, with extra claims set or, when nil, removed. A time.Duration
+// in extra is a time that far from now, the moment the claims are made: a parallel subtest may start long
+// after its table was built, and a token "expired 5 s ago" must be that old when it is sent.
 func jwtClaims(extra map[string]any) jwt.MapClaims {
 	now := time.Now()
 	c := jwt.MapClaims{"sub": "auth-test", "iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(time.Hour).Unix()}
 	for k, v := range extra {
-		if v == nil {
+		switch v := v.(type) {
+		case nil:
 			delete(c, k)
-			continue
+		case time.Duration:
+			c[k] = now.Add(v).Unix()
+		default:
+			c[k] = v
 		}
-		c[k] = v
 	}
 	return c
 }
@@ -266,7 +271,6 @@ func TestAuthenticationPostUsers(t *testing.T) {
 		return func(t *testing.T, _ *authFixture) string { return hs256Token(t, jwtClaims(extra)) }
 	}
 	goodHS := bearer(authHSServer.good)
-	ago, ahead := time.Now().Add(-2*time.Minute).Unix(), time.Now().Add(2*time.Minute).Unix()
 
 	rows := []struct {
 		name   string
@@ -293,10 +297,10 @@ func TestAuthenticationPostUsers(t *testing.T) {
 		{"HS384 with the right secret", authHSServer, bearer(func(t *testing.T, _ *authFixture) string {
 			return signTestJWT(t, jwt.SigningMethodHS384, []byte(testSecret), "", jwtClaims(nil))
 		}), key(ingestKey), 401, ""},
-		{"expired beyond the leeway", authHSServer, bearer(hsToken(map[string]any{"exp": ago, "iat": ago - 3600, "nbf": ago - 3600})), key(ingestKey), 401, "expired"},
-		{"not valid for two minutes", authHSServer, bearer(hsToken(map[string]any{"nbf": ahead})), key(ingestKey), 401, "not valid yet"},
+		{"expired beyond the leeway", authHSServer, bearer(hsToken(map[string]any{"exp": -2 * time.Minute, "iat": -2*time.Minute - time.Hour, "nbf": -2*time.Minute - time.Hour})), key(ingestKey), 401, "expired"},
+		{"not valid for two minutes", authHSServer, bearer(hsToken(map[string]any{"nbf": 2 * time.Minute})), key(ingestKey), 401, "not valid yet"},
 		{"no exp claim", authHSServer, bearer(hsToken(map[string]any{"exp": nil})), key(ingestKey), 401, "exp"},
-		{"expired within the leeway", authHSServer, bearer(hsToken(map[string]any{"exp": time.Now().Add(-5 * time.Second).Unix()})), key(ingestKey), 200, ""},
+		{"expired within the leeway", authHSServer, bearer(hsToken(map[string]any{"exp": -5 * time.Second})), key(ingestKey), 200, ""},
 		{"lower-case bearer scheme", authHSServer, func(t *testing.T, _ *authFixture) string { return "bearer " + token(t) }, key(ingestKey), 200, ""},
 		{"HS256 on a JWKS-only server", authJWKSServer, goodHS, key(ingestKey), 401, ""},
 		{"RS256 with an unknown kid", authJWKSServer, bearer(func(t *testing.T, f *authFixture) string {
@@ -330,7 +334,7 @@ func TestAuthenticationPostUsers(t *testing.T) {
 		{"valid RS256 on a server with both", authBothServer, bearer(authJWKSServer.good), key(ingestKey), 200, ""},
 		{"valid HS256 on a server with both", authBothServer, goodHS, key(ingestKey), 200, ""},
 		{"expired RS256", authJWKSServer, bearer(func(t *testing.T, f *authFixture) string {
-			return signTestJWT(t, jwt.SigningMethodRS256, f.rsa, "rsa-1", jwtClaims(map[string]any{"exp": ago}))
+			return signTestJWT(t, jwt.SigningMethodRS256, f.rsa, "rsa-1", jwtClaims(map[string]any{"exp": -2 * time.Minute}))
 		}), key(ingestKey), 401, "expired"},
 
 		// API key faults, with a valid token.

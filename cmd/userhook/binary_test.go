@@ -74,17 +74,16 @@ func startBinary(t *testing.T, env []string, args ...string) *process {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	})
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
+	up := assert.Eventually(t, func() bool {
 		resp, err := http.Get(p.URL + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			return p
+		if err != nil {
+			return false
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("serve did not come up: %s", p.stderr.String())
-	return nil
+		resp.Body.Close()
+		return true
+	}, 15*time.Second, 50*time.Millisecond)
+	require.True(t, up, "serve did not come up: %s", p.stderr.String())
+	return p
 }
 
 // printedCurl joins the continuation lines of the curl that serve --dev printed.
@@ -117,10 +116,7 @@ func TestBinaryDevCurlAsPrinted(t *testing.T) {
 	}
 	dir := t.TempDir()
 	p := startBinary(t, []string{"USERHOOK_DATABASE=" + filepath.Join(dir, "dev.db")}, "--dev")
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(p.stdout.String(), "-d '") && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	assert.Eventually(t, func() bool { return strings.Contains(p.stdout.String(), "-d '") }, 5*time.Second, 20*time.Millisecond)
 	curl := printedCurl(p.stdout.String())
 	require.NotEmpty(t, curl, "serve --dev printed a curl: %s", p.stdout.String())
 

@@ -316,17 +316,23 @@ func TestCLIEnvironmentFallback(t *testing.T) {
 		_, err = parseToken(t, strings.TrimSpace(res.Stdout), envSecret)
 		assert.Error(t, err)
 	})
-	t.Run("USERHOOK_TTL and USERHOOK_SUB", func(t *testing.T) {
+	t.Run("USERHOOK_TTL and USERHOOK_SUB do nothing: a command's own flags are flags only", func(t *testing.T) {
 		t.Parallel()
-		res := runCLI(t, map[string]string{"USERHOOK_JWT_SECRET": envSecret, "USERHOOK_TTL": "3m", "USERHOOK_SUB": "from-env"}, "token")
+		env := map[string]string{"USERHOOK_JWT_SECRET": envSecret, "USERHOOK_TTL": "3m", "USERHOOK_SUB": "from-env"}
+		res := runCLI(t, env, "token")
+		require.Error(t, res.Err, "USERHOOK_SUB is no --sub")
+		assert.Contains(t, res.Err.Error(), "--sub")
+		assert.Empty(t, res.Stdout)
+
+		res = runCLI(t, env, "token", "--sub", "svc")
 		require.NoError(t, res.Err, "stderr: %s", res.Stderr)
 		claims, err := parseToken(t, strings.TrimSpace(res.Stdout), envSecret)
 		require.NoError(t, err)
 		sub, _ := claims.GetSubject()
-		assert.Equal(t, "from-env", sub)
+		assert.Equal(t, "svc", sub)
 		exp, err := claims.GetExpirationTime()
 		require.NoError(t, err)
-		assert.WithinDuration(t, time.Now().Add(3*time.Minute), exp.Time, 5*time.Second)
+		assert.WithinDuration(t, time.Now().Add(time.Hour), exp.Time, 5*time.Second, "the default ttl, not USERHOOK_TTL")
 	})
 	t.Run("USERHOOK_DATABASE", func(t *testing.T) {
 		t.Parallel()
@@ -355,9 +361,11 @@ func TestCLIEnvironmentFallback(t *testing.T) {
 	})
 	t.Run("a bad variable is reported by name", func(t *testing.T) {
 		t.Parallel()
-		res := runCLI(t, map[string]string{"USERHOOK_JWT_SECRET": envSecret, "USERHOOK_TTL": "soon"}, "token", "--sub", "svc")
+		res := runCLI(t, map[string]string{"USERHOOK_JWT_SECRET": envSecret, "USERHOOK_SHUTDOWN_TIMEOUT": "soon",
+			"USERHOOK_DATABASE": cliDatabase(t)}, "serve", "--addr", "127.0.0.1:0")
 		require.Error(t, res.Err)
-		assert.Contains(t, res.Err.Error(), "USERHOOK_TTL")
+		assert.Contains(t, res.Err.Error(), "USERHOOK_SHUTDOWN_TIMEOUT")
+		assert.Equal(t, 1, exitCode(res.Err), "a setting's fault, not the command line's")
 		assert.Empty(t, res.Stdout)
 	})
 }

@@ -2,13 +2,14 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/alecthomas/kong"
 
 	"github.com/userhook/userhook/apikey"
 	"github.com/userhook/userhook/delivery"
@@ -16,142 +17,64 @@ import (
 	"github.com/userhook/userhook/transport"
 )
 
-// Config is every setting of userhook, filled from flags and USERHOOK_* variables (a flag wins).
+// Config is every setting of userhook as given: flags, USERHOOK_* variables and defaults, in the text the
+// user wrote. Its kong tags are serve's command line (serveCmd): flag names, defaults, help, and envvar for
+// the settings a variable may also give. Parse turns it into Settings, once.
 type Config struct {
-	Addr                string
-	Database            string
-	PubSub              string
-	JWTSecret           string
-	JWKSURL             string
-	JWTIssuer           string
-	JWTAudience         string
-	APIKeys             string
-	WebhookSecrets      string
-	WebhookAllowPrivate bool
-	WebhookAllowCIDRs   string
-	DeliveryBackoff     string
+	Database    string `help:"SQLite file path, or a postgres:// URL" default:"./data/userhook.db" placeholder:"PATH|URL" envvar:"USERHOOK_DATABASE"`
+	LogLevel    string `help:"debug, info, warn or error" default:"info" placeholder:"LEVEL" envvar:"USERHOOK_LOG_LEVEL"`
+	JWTSecret   string `name:"jwt-secret" help:"HS256 secret for bearer tokens, at least 32 bytes" placeholder:"SECRET" envvar:"USERHOOK_JWT_SECRET" group:"auth"`
+	JWTIssuer   string `name:"jwt-issuer" help:"required iss claim, when set" placeholder:"ISS" envvar:"USERHOOK_JWT_ISSUER" group:"auth"`
+	JWTAudience string `name:"jwt-audience" help:"required aud claim, when set" placeholder:"AUD" envvar:"USERHOOK_JWT_AUDIENCE" group:"auth"`
+	Addr        string `help:"listen address" default:":8080" placeholder:"HOST:PORT" envvar:"USERHOOK_ADDR" group:"server"`
+	PubSub      string `name:"pubsub" help:"embedded (in process), or a nats:// URL (NATS JetStream)" default:"embedded" placeholder:"embedded|URL" envvar:"USERHOOK_PUBSUB" group:"server"`
+	JWKSURL     string `name:"jwks-url" help:"JWKS URL for RS256/ES256 bearer tokens" placeholder:"URL" envvar:"USERHOOK_JWKS_URL" group:"auth"`
+	APIKeys     string `name:"api-keys" help:"bootstrap API keys, comma-separated KEY:ROLE" placeholder:"KEY:ROLE,..." envvar:"USERHOOK_API_KEYS" group:"auth"`
+	// WebhookSecrets verify inbound webhook signatures: whsec_ secrets, two at once while rotating.
+	WebhookSecrets      string `name:"webhook-secrets" help:"inbound signing secrets (whsec_...), comma-separated" placeholder:"SECRET,..." envvar:"USERHOOK_WEBHOOK_SECRETS" group:"auth"`
+	WebhookAllowPrivate bool   `name:"webhook-allow-private" help:"let deliveries reach loopback and private addresses" envvar:"USERHOOK_WEBHOOK_ALLOW_PRIVATE" group:"webhooks"`
+	WebhookAllowCIDRs   string `name:"webhook-allow-cidrs" help:"CIDRs deliveries may reach besides public addresses, comma-separated" placeholder:"CIDR,..." envvar:"USERHOOK_WEBHOOK_ALLOW_CIDRS" group:"webhooks"`
+	DeliveryBackoff     string `name:"delivery-backoff" help:"delays between delivery attempts" default:"5s,30s,2m,10m,1h,6h" placeholder:"DURATION,..." envvar:"USERHOOK_DELIVERY_BACKOFF" group:"webhooks"`
 	// WebhookDisableAfter disables a webhook whose deliveries have all failed for this long (0: never).
-	WebhookDisableAfter time.Duration
+	WebhookDisableAfter time.Duration `name:"webhook-disable-after" help:"disable a webhook whose deliveries all failed for this long (0: never)" default:"72h" envvar:"USERHOOK_WEBHOOK_DISABLE_AFTER" group:"webhooks"`
 	// DeliveryWorkers is how many deliveries are sent at once over all webhooks; one webhook gets
 	// delivery.DefaultPerEndpoint of them at most.
-	DeliveryWorkers int
+	DeliveryWorkers int `name:"delivery-workers" help:"deliveries sent at once" default:"64" envvar:"USERHOOK_DELIVERY_WORKERS" group:"webhooks"`
 	// RateLimitIngest and RateLimitRead are "RATE[:BURST]" per API key (and per signing secret on POST
 	// /events); empty is no limit, the default for ingest.
-	RateLimitIngest string
-	RateLimitRead   string
+	RateLimitIngest string `name:"rate-limit-ingest" help:"RATE[:BURST] requests/s per key or signing secret on POST /users and /events (off when empty)" placeholder:"RATE[:BURST]" envvar:"USERHOOK_RATE_LIMIT_INGEST" group:"auth"`
+	RateLimitRead   string `name:"rate-limit-read" help:"RATE[:BURST] requests/s per key on the other authenticated routes (off when empty)" placeholder:"RATE[:BURST]" envvar:"USERHOOK_RATE_LIMIT_READ" group:"auth"`
 	// NATSNamespace prefixes the JetStream stream and consumer names, so deployments can share a server.
-	NATSNamespace string
+	NATSNamespace string `name:"nats-namespace" help:"prefix of the JetStream stream and consumer names" placeholder:"PREFIX" envvar:"USERHOOK_NATS_NAMESPACE" group:"server"`
 	// DebugAddr, when set, serves Go's profiler (/debug/pprof/) on its own listener.
-	DebugAddr string
+	DebugAddr string `name:"debug-addr" help:"serve /debug/pprof/ on this address (off when empty)" placeholder:"HOST:PORT" envvar:"USERHOOK_DEBUG_ADDR" group:"server"`
 	// StateCache is how many users' states the command service keeps in memory (0: none).
-	StateCache int
-	LogLevel   string
-	// Dev generates ephemeral credentials at start and prints them with a ready-to-paste curl.
-	Dev bool
+	StateCache int `name:"state-cache" help:"users whose state is kept in memory (0: none)" default:"200000" envvar:"USERHOOK_STATE_CACHE" group:"server"`
 	// ShutdownTimeout bounds how long requests in flight may take to finish on SIGTERM.
-	ShutdownTimeout time.Duration
+	ShutdownTimeout time.Duration `name:"shutdown-timeout" help:"how long requests in flight may take on shutdown" default:"15s" envvar:"USERHOOK_SHUTDOWN_TIMEOUT" group:"server"`
 	// DatabaseTimeout bounds every PostgreSQL call of a request or of the event store's writer; past it the
 	// request answers 503 with Retry-After and nothing is half-written (0: no bound).
-	DatabaseTimeout time.Duration
+	DatabaseTimeout time.Duration `name:"database-timeout" help:"deadline of every PostgreSQL call of a request (503 past it; 0: none)" default:"10s" envvar:"USERHOOK_DATABASE_TIMEOUT" group:"server"`
 	// ReadyMaxLag is how many events a consumer may be behind the store before /readyz fails (0: no bound);
 	// ReadyStall how long a consumer that is behind may go without advancing (0: no bound).
-	ReadyMaxLag int64
-	ReadyStall  time.Duration
+	ReadyMaxLag int64         `name:"ready-max-lag" help:"events a consumer may be behind the store before /readyz fails (0: no bound)" default:"10000" envvar:"USERHOOK_READY_MAX_LAG" group:"server"`
+	ReadyStall  time.Duration `name:"ready-stall" help:"how long a consumer that is behind may go without advancing before /readyz fails (0: no bound)" default:"30s" envvar:"USERHOOK_READY_STALL" group:"server"`
+	// Dev generates ephemeral credentials at start and prints them with a ready-to-paste curl. A flag only:
+	// no variable left in an environment turns a production serve into a development one.
+	Dev bool `help:"generate and print ephemeral development credentials"`
 }
+
+// defaultConfig is Config with the defaults of its tags, read once.
+var defaultConfig = sync.OnceValue(func() Config {
+	var c serveCmd
+	if err := kong.ApplyDefaults(&c); err != nil {
+		panic(fmt.Sprintf("userhook: the configuration's defaults: %v", err))
+	}
+	return Config(c)
+})
 
 // DefaultConfig is the embedded default: a SQLite file and in-process pub/sub.
-func DefaultConfig() Config {
-	return Config{
-		Addr:                ":8080",
-		Database:            "./data/userhook.db",
-		PubSub:              "embedded",
-		DeliveryBackoff:     "5s,30s,2m,10m,1h,6h",
-		WebhookDisableAfter: 72 * time.Hour,
-		DeliveryWorkers:     64,
-		StateCache:          200000,
-		LogLevel:            "info",
-		ShutdownTimeout:     15 * time.Second,
-		DatabaseTimeout:     10 * time.Second,
-		ReadyMaxLag:         10000,
-		ReadyStall:          30 * time.Second,
-	}
-}
-
-// databaseFlags are the settings every subcommand that opens the database takes.
-func (c *Config) databaseFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.Database, "database", c.Database, "SQLite file path, or a postgres:// URL")
-	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
-}
-
-// authFlags are the settings that verify or issue bearer tokens.
-func (c *Config) authFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.JWTSecret, "jwt-secret", c.JWTSecret, "HS256 secret for bearer tokens")
-	fs.StringVar(&c.JWTIssuer, "jwt-issuer", c.JWTIssuer, "required iss claim, when set")
-	fs.StringVar(&c.JWTAudience, "jwt-audience", c.JWTAudience, "required aud claim, when set")
-}
-
-// serveFlags are the settings of serve.
-func (c *Config) serveFlags(fs *flag.FlagSet) {
-	c.databaseFlags(fs)
-	c.authFlags(fs)
-	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address")
-	fs.StringVar(&c.PubSub, "pubsub", c.PubSub, "embedded, or a nats:// URL (NATS JetStream)")
-	fs.StringVar(&c.JWKSURL, "jwks-url", c.JWKSURL, "JWKS URL for RS256/ES256 bearer tokens")
-	fs.StringVar(&c.APIKeys, "api-keys", c.APIKeys, "bootstrap API keys, comma-separated KEY:ROLE")
-	fs.StringVar(&c.WebhookSecrets, "webhook-secrets", c.WebhookSecrets, "inbound signing secrets (whsec_...), comma-separated")
-	fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", c.WebhookAllowPrivate, "let deliveries reach loopback and private addresses")
-	fs.StringVar(&c.WebhookAllowCIDRs, "webhook-allow-cidrs", c.WebhookAllowCIDRs, "CIDRs deliveries may reach besides public addresses, comma-separated")
-	fs.StringVar(&c.DeliveryBackoff, "delivery-backoff", c.DeliveryBackoff, "delays between delivery attempts")
-	fs.DurationVar(&c.WebhookDisableAfter, "webhook-disable-after", c.WebhookDisableAfter, "disable a webhook whose deliveries all failed for this long (0: never)")
-	fs.IntVar(&c.DeliveryWorkers, "delivery-workers", c.DeliveryWorkers, "deliveries sent at once")
-	fs.StringVar(&c.RateLimitIngest, "rate-limit-ingest", c.RateLimitIngest, "RATE[:BURST] requests/s per key or signing secret on POST /users and /events (off when empty)")
-	fs.StringVar(&c.RateLimitRead, "rate-limit-read", c.RateLimitRead, "RATE[:BURST] requests/s per key on the other authenticated routes (off when empty)")
-	fs.StringVar(&c.NATSNamespace, "nats-namespace", c.NATSNamespace, "prefix of the JetStream stream and consumer names")
-	fs.StringVar(&c.DebugAddr, "debug-addr", c.DebugAddr, "serve /debug/pprof/ on this address (off when empty)")
-	fs.IntVar(&c.StateCache, "state-cache", c.StateCache, "users whose state is kept in memory (0: none)")
-	fs.BoolVar(&c.Dev, "dev", c.Dev, "generate and print ephemeral development credentials")
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long requests in flight may take on shutdown")
-	fs.Int64Var(&c.ReadyMaxLag, "ready-max-lag", c.ReadyMaxLag, "events a consumer may be behind the store before /readyz fails (0: no bound)")
-	fs.DurationVar(&c.ReadyStall, "ready-stall", c.ReadyStall, "how long a consumer that is behind may go without advancing before /readyz fails (0: no bound)")
-	fs.DurationVar(&c.DatabaseTimeout, "database-timeout", c.DatabaseTimeout, "deadline of every PostgreSQL call of a request (503 past it; 0: none)")
-}
-
-// parse reads args into fs, then fills every flag not given from USERHOOK_<FLAG>.
-// Flags may come before or after positional arguments (`apikey revoke ID --database PATH`); the positional
-// ones are left in fs.Args().
-func parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
-	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return usageError{err}
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		positional = append(positional, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-	if len(positional) > 0 {
-		if err := fs.Parse(append([]string{"--"}, positional...)); err != nil {
-			return usageError{err}
-		}
-	}
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	var errs []error
-	fs.VisitAll(func(f *flag.Flag) {
-		if given[f.Name] {
-			return
-		}
-		env := "USERHOOK_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v := getenv(env); v != "" {
-			if err := f.Value.Set(v); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %v", env, err))
-			}
-		}
-	})
-	return errors.Join(errs...)
-}
+func DefaultConfig() Config { return defaultConfig() }
 
 // IsPostgres says whether the database setting is a PostgreSQL URL.
 func (c Config) IsPostgres() bool {
@@ -161,8 +84,7 @@ func (c Config) IsPostgres() bool {
 // ValidateStorage reports every fault of the storage settings.
 func (c Config) ValidateStorage() error {
 	var errs []error
-	switch {
-	case strings.TrimSpace(c.Database) == "":
+	if strings.TrimSpace(c.Database) == "" {
 		errs = append(errs, errors.New("database: must be a SQLite file path or a postgres:// URL"))
 	}
 	switch c.LogLevel {
@@ -173,8 +95,34 @@ func (c Config) ValidateStorage() error {
 	return errors.Join(errs...)
 }
 
+// Settings is a serve Config parsed: its lists and limits as values. Config.Parse makes it once, so nothing
+// after it parses a setting again or passes over a fault.
+type Settings struct {
+	// APIKeys are the bootstrap keys.
+	APIKeys []apikey.Bootstrap
+	// WebhookSecrets verify inbound webhook signatures.
+	WebhookSecrets [][]byte
+	// DeliveryBackoff is the delays between delivery attempts.
+	DeliveryBackoff []time.Duration
+	// WebhookGuard is which addresses deliveries may reach, and which webhook URLs are accepted.
+	WebhookGuard delivery.Guard
+	// IngestLimit and ReadLimit are the per-key rate limits (nil: none).
+	IngestLimit *transport.RateLimit
+	ReadLimit   *transport.RateLimit
+	// NATS is the NATS JetStream URL of the pub/sub, empty for the embedded one.
+	NATS string
+}
+
 // Validate reports every fault of a serve configuration at once. Secrets are never quoted back.
 func (c Config) Validate() error {
+	_, err := c.Parse()
+	return err
+}
+
+// Parse checks a serve configuration and parses its settings, reporting every fault at once. Secrets are
+// never quoted back.
+func (c Config) Parse() (Settings, error) {
+	var s Settings
 	errs := []error{c.ValidateStorage()}
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		errs = append(errs, fmt.Errorf("addr: %q is not host:port", c.Addr))
@@ -182,6 +130,7 @@ func (c Config) Validate() error {
 	switch {
 	case c.PubSub == "" || c.PubSub == "embedded":
 	case strings.HasPrefix(c.PubSub, "nats://"):
+		s.NATS = c.PubSub
 	default:
 		errs = append(errs, fmt.Errorf("pubsub: %q is neither embedded nor a nats:// URL", c.PubSub))
 	}
@@ -194,16 +143,17 @@ func (c Config) Validate() error {
 	if c.JWKSURL != "" && !strings.HasPrefix(c.JWKSURL, "https://") && !strings.HasPrefix(c.JWKSURL, "http://") {
 		errs = append(errs, errors.New("jwks-url: must be an http(s) URL"))
 	}
-	if _, err := apikey.ParseBootstrap(c.APIKeys); err != nil {
+	var err error
+	if s.APIKeys, err = apikey.ParseBootstrap(c.APIKeys); err != nil {
 		errs = append(errs, err)
 	}
-	if _, err := parseWebhookSecrets(c.WebhookSecrets); err != nil {
+	if s.WebhookSecrets, err = parseWebhookSecrets(c.WebhookSecrets); err != nil {
 		errs = append(errs, err)
 	}
-	if _, err := parseBackoff(c.DeliveryBackoff); err != nil {
+	if s.DeliveryBackoff, err = parseBackoff(c.DeliveryBackoff); err != nil {
 		errs = append(errs, err)
 	}
-	if _, err := parseAllowCIDRs(c.WebhookAllowCIDRs); err != nil {
+	if s.WebhookGuard, err = c.webhookGuard(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.WebhookDisableAfter < 0 {
@@ -212,10 +162,10 @@ func (c Config) Validate() error {
 	if c.DeliveryWorkers < 1 || c.DeliveryWorkers > 256 {
 		errs = append(errs, errors.New("delivery-workers: must be from 1 to 256"))
 	}
-	if _, err := transport.ParseRateLimit(c.RateLimitIngest); err != nil {
+	if s.IngestLimit, err = transport.ParseRateLimit(c.RateLimitIngest); err != nil {
 		errs = append(errs, fmt.Errorf("rate-limit-ingest: %v", err))
 	}
-	if _, err := transport.ParseRateLimit(c.RateLimitRead); err != nil {
+	if s.ReadLimit, err = transport.ParseRateLimit(c.RateLimitRead); err != nil {
 		errs = append(errs, fmt.Errorf("rate-limit-read: %v", err))
 	}
 	if c.StateCache < 0 {
@@ -230,7 +180,16 @@ func (c Config) Validate() error {
 	if c.DatabaseTimeout < 0 {
 		errs = append(errs, errors.New("database-timeout: must not be negative"))
 	}
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return Settings{}, err
+	}
+	return s, nil
+}
+
+// webhookGuard is which addresses deliveries may reach, and which webhook URLs are accepted.
+func (c Config) webhookGuard() (delivery.Guard, error) {
+	allow, err := parseAllowCIDRs(c.WebhookAllowCIDRs)
+	return delivery.Guard{AllowPrivate: c.WebhookAllowPrivate, Allow: allow}, err
 }
 
 func parseWebhookSecrets(s string) ([][]byte, error) {
@@ -252,12 +211,6 @@ func parseWebhookSecrets(s string) ([][]byte, error) {
 		errs = append(errs, errors.New("webhook-secrets: at most two secrets (current and next, for rotation)"))
 	}
 	return out, errors.Join(errs...)
-}
-
-// webhookGuard is which addresses deliveries may reach, and which webhook URLs are accepted.
-func (c Config) webhookGuard() delivery.Guard {
-	allow, _ := parseAllowCIDRs(c.WebhookAllowCIDRs) // Validate has reported a fault
-	return delivery.Guard{AllowPrivate: c.WebhookAllowPrivate, Allow: allow}
 }
 
 // parseAllowCIDRs reads a comma-separated list of CIDRs, reporting every entry that is not one.
@@ -290,5 +243,3 @@ func parseBackoff(s string) ([]time.Duration, error) {
 	}
 	return out, nil
 }
-
-func osGetenv(k string) string { return os.Getenv(k) }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -54,17 +53,19 @@ func newStuckReceiver(t *testing.T, delay time.Duration) *stuckReceiver {
 	return r
 }
 
-// countingReceiver answers every delivery at once and keeps when it first got each one (by webhook-id).
+// countingReceiver answers every delivery at once and keeps when it first got each one (by webhook-id); all
+// is closed when it has got want of them.
 type countingReceiver struct {
 	URL  string
+	all  chan struct{}
 	mu   sync.Mutex
 	seen map[string]time.Time
 	last time.Time
 }
 
-func newCountingReceiver(t *testing.T) *countingReceiver {
+func newCountingReceiver(t *testing.T, want int) *countingReceiver {
 	t.Helper()
-	r := &countingReceiver{seen: map[string]time.Time{}}
+	r := &countingReceiver{seen: map[string]time.Time{}, all: make(chan struct{})}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		_, _ = io.Copy(io.Discard, req.Body)
 		now := time.Now()
@@ -72,6 +73,9 @@ func newCountingReceiver(t *testing.T) *countingReceiver {
 		if _, ok := r.seen[req.Header.Get("webhook-id")]; !ok {
 			r.seen[req.Header.Get("webhook-id")] = now
 			r.last = now
+			if len(r.seen) == want {
+				close(r.all)
+			}
 		}
 		r.mu.Unlock()
 		w.WriteHeader(http.StatusNoContent)
@@ -96,7 +100,7 @@ func TestDeliveryIsolationHangingAndSlowEndpoints(t *testing.T) {
 	s := whStart(t, whConfig(t))
 	hanging := newStuckReceiver(t, 0)
 	slow := newStuckReceiver(t, 8*time.Second)
-	healthy := newCountingReceiver(t)
+	healthy := newCountingReceiver(t, users)
 	s.whHook("hanging", hanging.URL, "all")
 	s.whHook("slow", slow.URL, "all")
 	s.whHook("healthy", healthy.URL, "all")
@@ -107,12 +111,9 @@ func TestDeliveryIsolationHangingAndSlowEndpoints(t *testing.T) {
 	}
 	lastPost := time.Now()
 
-	deadline := lastPost.Add(within)
-	for time.Now().Before(deadline) {
-		if n, _ := healthy.count(); n == users {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
+	select {
+	case <-healthy.all:
+	case <-time.After(time.Until(lastPost.Add(within))):
 	}
 	n, last := healthy.count()
 	t.Logf("%d POST /users in %v; the healthy endpoint got %d/%d deliveries, the last %v after the last POST "+
@@ -219,26 +220,25 @@ func TestConfigWebhookAllowCIDRs(t *testing.T) {
 	t.Parallel()
 	cfg := DefaultConfig()
 	assert.Empty(t, cfg.WebhookAllowCIDRs, "empty by default")
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	cfg.serveFlags(fs)
 	env := map[string]string{"USERHOOK_WEBHOOK_ALLOW_CIDRS": "10.20.0.0/16,fd00:1234::/32"}
-	require.NoError(t, parse(fs, nil, func(k string) string { return env[k] }))
+	cfg, err := parseServe(nil, env)
+	require.NoError(t, err)
 	assert.Equal(t, "10.20.0.0/16,fd00:1234::/32", cfg.WebhookAllowCIDRs)
-	g := cfg.webhookGuard()
+	g, err := cfg.webhookGuard()
+	require.NoError(t, err)
 	assert.Equal(t, []netip.Prefix{netip.MustParsePrefix("10.20.0.0/16"), netip.MustParsePrefix("fd00:1234::/32")}, g.Allow)
 	assert.False(t, g.AllowPrivate)
 
-	cfg = DefaultConfig()
-	fs = flag.NewFlagSet("serve", flag.ContinueOnError)
-	cfg.serveFlags(fs)
-	require.NoError(t, parse(fs, []string{"--webhook-allow-cidrs", " 10.1.2.3/8 , ", "--webhook-allow-private"}, func(k string) string { return env[k] }))
-	g = cfg.webhookGuard()
+	cfg, err = parseServe([]string{"--webhook-allow-cidrs", " 10.1.2.3/8 , ", "--webhook-allow-private"}, env)
+	require.NoError(t, err)
+	g, err = cfg.webhookGuard()
+	require.NoError(t, err)
 	assert.Equal(t, []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, g.Allow, "a flag wins; a prefix is masked; blanks are skipped")
 	assert.True(t, g.AllowPrivate)
 
 	cfg = testConfig(t)
 	cfg.WebhookAllowCIDRs = "10.0.0.0/33,192.168.1.1,fd00::/8"
-	err := cfg.Validate()
+	err = cfg.Validate()
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `webhook-allow-cidrs: entry 1, "10.0.0.0/33", is not a CIDR`)
 	assert.Contains(t, err.Error(), `webhook-allow-cidrs: entry 2, "192.168.1.1", is not a CIDR`)

@@ -26,6 +26,7 @@ import (
 
 	"github.com/userhook/userhook/aggregate"
 	"github.com/userhook/userhook/eventstore"
+	"github.com/userhook/userhook/ingest"
 	"github.com/userhook/userhook/standardwebhooks"
 	"github.com/userhook/userhook/transport"
 )
@@ -91,22 +92,22 @@ func (s *testServer) postCE(ev map[string]any) response {
 }
 
 // assertResults checks the whole 200 body of POST /events.
-func assertResults(t *testing.T, r response, want ...transport.EventResult) {
+func assertResults(t *testing.T, r response, want ...ingest.Result) {
 	t.Helper()
 	require.Equal(t, http.StatusOK, r.Status, "body: %s", r.Body)
 	assert.JSONEq(t, mustJSON(t, map[string]any{"success": true, "results": want}), string(r.Body))
 }
 
-func appliedResult(eventID, userID string, pos int64) transport.EventResult {
-	return transport.EventResult{EventID: eventID, UserID: userID, Status: transport.StatusApplied, Position: pos}
+func appliedResult(eventID, userID string, pos int64) ingest.Result {
+	return ingest.Result{EventID: eventID, UserID: userID, Status: ingest.StatusApplied, Position: pos}
 }
 
-func duplicateResult(eventID, userID string) transport.EventResult {
-	return transport.EventResult{EventID: eventID, UserID: userID, Status: transport.StatusDuplicate}
+func duplicateResult(eventID, userID string) ingest.Result {
+	return ingest.Result{EventID: eventID, UserID: userID, Status: ingest.StatusDuplicate}
 }
 
-func ignoredResult(eventID, userID, reason string) transport.EventResult {
-	return transport.EventResult{EventID: eventID, UserID: userID, Status: transport.StatusIgnored, Reason: reason}
+func ignoredResult(eventID, userID, reason string) ingest.Result {
+	return ingest.Result{EventID: eventID, UserID: userID, Status: ingest.StatusIgnored, Reason: reason}
 }
 
 // storedEvents is a user's stored events, metadata included, straight from the store.
@@ -243,7 +244,7 @@ func TestEventsModes(t *testing.T) {
 		r := s.postEvents(readFixture(t, "batch.json"), ctBatch)
 		assertResults(t, r,
 			appliedResult("evt_b1", "user-3", 6),
-			ignoredResult("evt_b2", "org-1", transport.ReasonUnsupportedType),
+			ignoredResult("evt_b2", "org-1", ingest.ReasonUnsupportedType),
 			appliedResult("evt_b3", "user-3", 7))
 		assert.Equal(t, "7", r.Header.Get("X-Event-Position"))
 		s.assertUser("user-3", 7, `{"userId":"user-3","email":"linus@example.com","emailVerified":false,
@@ -305,14 +306,14 @@ func TestEventsStatuses(t *testing.T) {
 	t.Run("an unsupported type is ignored, then a duplicate", func(t *testing.T) {
 		org := ceEvent(t, "org-evt-1", src, "organization.created", "org-1", "2024-06-01T12:00:00Z", map[string]any{"name": "Acme"})
 		r := s.postCE(org)
-		assertResults(t, r, ignoredResult("org-evt-1", "org-1", transport.ReasonUnsupportedType))
+		assertResults(t, r, ignoredResult("org-evt-1", "org-1", ingest.ReasonUnsupportedType))
 		assert.Empty(t, r.Header.Get("X-Event-Position"))
 		assertResults(t, s.postCE(org), duplicateResult("org-evt-1", "org-1"))
 		assert.Equal(t, 2, s.allEvents())
 	})
 	t.Run("an unsupported inner AuthPI type is ignored", func(t *testing.T) {
 		ev := authpiEvent(t, "env-org", "2024-06-01T12:00:00Z", authpiInner("in-org", "subscription.created", "u1", "", map[string]any{"plan": "pro"}))
-		assertResults(t, s.postCE(ev), ignoredResult("env-org", "u1", transport.ReasonUnsupportedType))
+		assertResults(t, s.postCE(ev), ignoredResult("env-org", "u1", ingest.ReasonUnsupportedType))
 		assertResults(t, s.postCE(ev), duplicateResult("env-org", "u1"))
 		assert.Equal(t, 2, s.allEvents())
 	})
@@ -320,7 +321,7 @@ func TestEventsStatuses(t *testing.T) {
 		old := ceEvent(t, "evt-old", src, "user.updated", "u1", "2024-06-01T11:59:59Z",
 			map[string]any{"name": "Too Old", "email": "old@example.com"})
 		r := s.postCE(old)
-		assertResults(t, r, ignoredResult("evt-old", "u1", transport.ReasonStale))
+		assertResults(t, r, ignoredResult("evt-old", "u1", ingest.ReasonStale))
 		assertResults(t, s.postCE(old), duplicateResult("evt-old", "u1"))
 		assert.Equal(t, 2, s.allEvents())
 		s.assertUser("u1", 2, `{"userId":"u1","email":"u1@example.com","emailVerified":false,"name":"One Other",
@@ -330,7 +331,7 @@ func TestEventsStatuses(t *testing.T) {
 		same := ceEvent(t, "evt-same", src, "user.updated", "u1", "2024-06-01T13:00:00Z",
 			map[string]any{"name": "One Other", "email": "u1@example.com"})
 		r := s.postCE(same)
-		assertResults(t, r, ignoredResult("evt-same", "u1", transport.ReasonNoChange))
+		assertResults(t, r, ignoredResult("evt-same", "u1", ingest.ReasonNoChange))
 		assertResults(t, s.postCE(same), duplicateResult("evt-same", "u1"))
 		assert.Equal(t, 2, s.allEvents())
 	})
@@ -341,7 +342,7 @@ func TestEventsStatuses(t *testing.T) {
 			"status":"deleted","profile":{},"createdAt":"2024-06-01T10:00:00Z","updatedAt":"2024-06-02T10:00:00Z","version":3}`)
 
 		upd := ceEvent(t, "evt-upd-deleted", src, "user.updated", "u1", "2024-06-02T11:00:00Z", map[string]any{"name": "Ghost"})
-		assertResults(t, s.postCE(upd), ignoredResult("evt-upd-deleted", "u1", transport.ReasonDeleted))
+		assertResults(t, s.postCE(upd), ignoredResult("evt-upd-deleted", "u1", ingest.ReasonDeleted))
 		assertResults(t, s.postCE(upd), duplicateResult("evt-upd-deleted", "u1"))
 		assert.Equal(t, 3, s.allEvents())
 		s.assertUser("u1", 3, `{"userId":"u1","email":"u1@example.com","emailVerified":false,"name":"One Other",
@@ -349,7 +350,7 @@ func TestEventsStatuses(t *testing.T) {
 	})
 	t.Run("user.created older than the deletion is stale; newer restores the user", func(t *testing.T) {
 		older := ceEvent(t, "evt-recreate-old", src, "user.created", "u1", "2024-06-02T09:00:00Z", map[string]any{"email": "u1@example.com"})
-		assertResults(t, s.postCE(older), ignoredResult("evt-recreate-old", "u1", transport.ReasonStale))
+		assertResults(t, s.postCE(older), ignoredResult("evt-recreate-old", "u1", ingest.ReasonStale))
 
 		newer := ceEvent(t, "evt-recreate", src, "user.created", "u1", "2024-06-03T10:00:00Z", map[string]any{"email": "u1@example.com"})
 		assertResults(t, s.postCE(newer), appliedResult("evt-recreate", "u1", 4))
@@ -370,7 +371,7 @@ func TestEventsStatuses(t *testing.T) {
 		del := ceEvent(t, "evt-tomb", src, "user.deleted", "u3", "2024-06-05T10:00:00Z", nil)
 		assertResults(t, s.postCE(del), appliedResult("evt-tomb", "u3", 6))
 		late := ceEvent(t, "evt-tomb-late", src, "user.created", "u3", "2024-06-05T09:00:00Z", map[string]any{"email": "u3@example.com"})
-		assertResults(t, s.postCE(late), ignoredResult("evt-tomb-late", "u3", transport.ReasonStale))
+		assertResults(t, s.postCE(late), ignoredResult("evt-tomb-late", "u3", ingest.ReasonStale))
 		assert.Equal(t, []string{aggregate.TypeUserDeleted}, s.events("u3"))
 	})
 	t.Run("an event with no time is never stale", func(t *testing.T) {
@@ -848,8 +849,8 @@ func concurrentCopies(t *testing.T, s *testServer, n int, body string) []string 
 		require.NoError(t, errs[i])
 		require.Equal(t, http.StatusOK, codes[i], "copy %d: %s", i, bodies[i])
 		var res struct {
-			Success bool                    `json:"success"`
-			Results []transport.EventResult `json:"results"`
+			Success bool            `json:"success"`
+			Results []ingest.Result `json:"results"`
 		}
 		require.NoError(t, json.Unmarshal(bodies[i], &res))
 		require.True(t, res.Success)
@@ -879,8 +880,8 @@ func TestEventsConcurrentDuplicates(t *testing.T) {
 		body := mustJSON(t, ceEvent(t, "race-1", src, "user.created", "racer", "2024-10-01T00:00:00Z",
 			map[string]any{"email": "racer@example.com", "name": "Racer"}))
 		statuses := concurrentCopies(t, s, 20, body)
-		assert.Equal(t, 1, countStatus(statuses, transport.StatusApplied), "statuses: %v", statuses)
-		assert.Equal(t, 19, countStatus(statuses, transport.StatusDuplicate), "statuses: %v", statuses)
+		assert.Equal(t, 1, countStatus(statuses, ingest.StatusApplied), "statuses: %v", statuses)
+		assert.Equal(t, 19, countStatus(statuses, ingest.StatusDuplicate), "statuses: %v", statuses)
 		evs := s.storedEvents("racer")
 		require.Len(t, evs, 1)
 		assert.Equal(t, idempotencyKey(src, "race-1"), evs[0].ID)
@@ -892,8 +893,8 @@ func TestEventsConcurrentDuplicates(t *testing.T) {
 		body := mustJSON(t, authpiEvent(t, "race-env-2", "2024-10-02T00:00:00Z",
 			authpiInner("race-in-2", "user.updated", "racer", "", map[string]any{"name": "Racer Two"})))
 		statuses := concurrentCopies(t, s, 20, body)
-		assert.Equal(t, 1, countStatus(statuses, transport.StatusApplied), "statuses: %v", statuses)
-		assert.Equal(t, 19, countStatus(statuses, transport.StatusDuplicate), "statuses: %v", statuses)
+		assert.Equal(t, 1, countStatus(statuses, ingest.StatusApplied), "statuses: %v", statuses)
+		assert.Equal(t, 19, countStatus(statuses, ingest.StatusDuplicate), "statuses: %v", statuses)
 		assert.Len(t, s.storedEvents("racer"), 2)
 		assert.Equal(t, 2, s.allEvents())
 	})
@@ -901,8 +902,8 @@ func TestEventsConcurrentDuplicates(t *testing.T) {
 		body := mustJSON(t, ceEvent(t, "race-org", src, "organization.created", "org-race", "2024-10-01T00:00:00Z",
 			map[string]any{"name": "Acme"}))
 		statuses := concurrentCopies(t, s, 20, body)
-		assert.Equal(t, 1, countStatus(statuses, transport.StatusIgnored), "statuses: %v", statuses)
-		assert.Equal(t, 19, countStatus(statuses, transport.StatusDuplicate), "statuses: %v", statuses)
+		assert.Equal(t, 1, countStatus(statuses, ingest.StatusIgnored), "statuses: %v", statuses)
+		assert.Equal(t, 19, countStatus(statuses, ingest.StatusDuplicate), "statuses: %v", statuses)
 		assert.Equal(t, 2, s.allEvents(), "an ignored event stores no event")
 	})
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/userhook/userhook/internal/sqlitedb"
 	"github.com/userhook/userhook/transport"
 )
 
@@ -64,14 +65,63 @@ func testConfig(t *testing.T) Config {
 	return cfg
 }
 
+// parseServe reads a serve command line and its variables into the configuration, as run does.
+func parseServe(args []string, env map[string]string) (Config, error) {
+	var c cli
+	parser, err := newParser(&c, func(k string) string { return env[k] }, io.Discard, io.Discard)
+	if err != nil {
+		return Config{}, err
+	}
+	_, err = parser.Parse(append([]string{"serve"}, args...))
+	return Config(c.Serve), err
+}
+
+// sqliteDB is the embedded database the server runs on.
+func (s *testServer) sqliteDB() *sqlitedb.DB {
+	s.t.Helper()
+	b, ok := s.Main.backend.(*sqliteBackend)
+	require.True(s.t, ok, "the server runs on SQLite")
+	return b.db
+}
+
 // startServer runs the whole program with cfg until the test ends.
 func startServer(t *testing.T, cfg Config) *testServer {
 	t.Helper()
+	return startMain(t, &Main{Config: cfg})
+}
+
+// startMain runs m, set up by the test (its Config, its clock), until the test ends; its output goes to the
+// test server's log.
+func startMain(t *testing.T, m *Main) *testServer {
+	t.Helper()
 	logs := &syncBuffer{}
-	m := &Main{Config: cfg, Stderr: logs, Stdout: logs, UnbufferedLogs: true}
+	m.Stderr, m.Stdout, m.UnbufferedLogs = logs, logs, true
 	require.NoError(t, m.Run(context.Background()))
 	t.Cleanup(func() { _ = m.Close() })
 	return &testServer{t: t, Main: m, URL: m.URL(), logs: logs}
+}
+
+// testClock is a clock that moves only when the test moves it, for a Main.Now: what would take seconds of
+// waiting (a rate limit's bucket refilling) takes an Advance.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newTestClock() *testClock { return &testClock{now: time.Now()} }
+
+// Now is the clock's time.
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Advance moves the clock on by d.
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
 }
 
 // token returns a valid HS256 token for the test secret.

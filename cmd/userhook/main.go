@@ -2,50 +2,36 @@
 // read model and fans events out to subscribed webhooks.
 //
 //	userhook serve [--dev]
-//	userhook apikey create --name NAME --role ingest|read|admin
-//	userhook apikey list
-//	userhook apikey revoke ID
-//	userhook token --sub SUBJECT [--ttl 1h]
 //	userhook replay
 //	userhook events [--stream USER_ID] [--from POSITION] [--follow]
+//	userhook apikey create --name NAME --role ingest|read|admin
+//	userhook apikey list [--json]
+//	userhook apikey revoke ID
+//	userhook token --sub SUBJECT [--ttl 1h]
+//	userhook migrate status|up
+//	userhook version
+//	userhook completion bash|zsh
 //
-// Every flag has an environment variable USERHOOK_<FLAG>; a flag wins over the variable.
+// The settings of a deployment (the database, the log level and every setting of serve) may also come from
+// a USERHOOK_<FLAG> variable; a flag wins over the variable. A command's own flags (--name, --role, --dev,
+// --sub, --ttl, ...) are flags only, so a variable left in an environment never changes what a command does.
+// "userhook <command> --help" shows each flag with its variable and default.
 package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"reflect"
 	"strings"
 	"syscall"
-	"text/tabwriter"
-	"time"
-	"unicode"
-	"unicode/utf8"
 
-	"github.com/userhook/userhook/apikey"
-	"github.com/userhook/userhook/transport"
+	"github.com/alecthomas/kong"
 )
-
-const usage = `usage: userhook <command> [flags]
-
-commands:
-  serve [--dev]                                       run the HTTP server
-  apikey create --name NAME --role ingest|read|admin  store a new API key and print it once
-  apikey list                                         list API keys
-  apikey revoke ID                                    revoke an API key
-  token --sub SUBJECT [--ttl 1h]                      print an HS256 JWT signed with the configured secret
-  replay                                              rebuild the users read model from the event store
-  events [--stream USER_ID] [--from N] [--follow]     print stored events as JSON lines, in global order
-
-Every flag has an environment variable USERHOOK_<FLAG>; run "userhook <command> -h" for its flags.
-`
 
 func main() {
 	// Libraries that log through the default logger write JSON lines too.
@@ -54,16 +40,13 @@ func main() {
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
 		fmt.Fprintln(os.Stderr, "userhook:", err)
 		os.Exit(exitCode(err))
 	}
 }
 
 // usageError is a command line that could not be understood: exit status 2, as flag packages do; every
-// other failure (a database that cannot be opened, a port in use) exits 1.
+// other failure (a database that cannot be opened, a port in use, a setting that is not valid) exits 1.
 type usageError struct{ error }
 
 func (e usageError) Unwrap() error { return e.error }
@@ -76,167 +59,146 @@ func exitCode(err error) int {
 	return 1
 }
 
+// cli is the command line.
+type cli struct {
+	Help helpFlag `short:"h" help:"Show help for the command."`
+
+	Serve      serveCmd      `cmd:"" help:"Run the HTTP server with its projection and delivery workers."`
+	Replay     replayCmd     `cmd:"" help:"Rebuild the users read model from the event store."`
+	Events     eventsCmd     `cmd:"" help:"Print stored events as JSON lines, in global order."`
+	APIKey     apikeyCmd     `cmd:"" name:"apikey" help:"Manage API keys."`
+	Token      tokenCmd      `cmd:"" help:"Print an HS256 JWT signed with the configured secret."`
+	Migrate    migrateCmd    `cmd:"" help:"Show or apply the database's schema migrations."`
+	Version    versionCmd    `cmd:"" help:"Print the version, the commit and the Go version."`
+	Completion completionCmd `cmd:"" help:"Print a shell completion script."`
+	HelpCmd    helpCmd       `cmd:"" name:"help" hidden:"" help:"Show help for a command."`
+}
+
+// session is what a command runs with.
+type session struct {
+	ctx    context.Context
+	getenv func(string) string
+	stdout io.Writer
+	stderr io.Writer
+}
+
 // run is the program without process globals, so tests can call it.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	s := &session{ctx: ctx, getenv: getenv, stdout: stdout, stderr: stderr}
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		s.stdout = stderr // the help is the error message
+		_ = s.parseAndRun([]string{"--help"})
 		return usageError{errors.New("no command given")}
 	}
-	cfg := DefaultConfig()
-	switch args[0] {
-	case "serve":
-		return cmdServe(ctx, cfg, args[1:], getenv, stdout, stderr)
-	case "apikey":
-		return cmdAPIKey(ctx, cfg, args[1:], getenv, stdout, stderr)
-	case "token":
-		return cmdToken(cfg, args[1:], getenv, stdout, stderr)
-	case "replay":
-		return cmdReplay(ctx, cfg, args[1:], getenv, stdout, stderr)
-	case "events":
-		return cmdEvents(ctx, cfg, args[1:], getenv, stdout, stderr)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return nil
-	}
-	fmt.Fprint(stderr, usage)
-	return usageError{fmt.Errorf("unknown command %q", args[0])}
+	return s.parseAndRun(args)
 }
 
-func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs
-}
-
-func cmdServe(ctx context.Context, cfg Config, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("userhook serve", stderr)
-	cfg.serveFlags(fs)
-	if err := parse(fs, args, getenv); err != nil {
-		return err
-	}
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("cannot serve:\n%w", err)
-	}
-	m := &Main{Config: cfg, Stdout: stdout, Stderr: stderr}
-	if err := m.Run(ctx); err != nil {
-		return err
-	}
-	waitErr := m.Wait(ctx)
-	return errors.Join(waitErr, m.Close())
-}
-
-func cmdAPIKey(ctx context.Context, cfg Config, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return errors.New("apikey: want create, list or revoke")
-	}
-	sub, rest := args[0], args[1:]
-	fs := newFlagSet("userhook apikey "+sub, stderr)
-	cfg.databaseFlags(fs)
-	name := fs.String("name", "", "what the key is for")
-	role := fs.String("role", "", "ingest, read or admin")
-	asJSON := fs.Bool("json", false, "list as JSON lines")
-	if err := parse(fs, rest, getenv); err != nil {
-		return err
-	}
-	st, err := openStorage(ctx, cfg)
+func (s *session) parseAndRun(args []string) error {
+	parser, err := newParser(&cli{}, s.getenv, s.stdout, s.stderr)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	switch sub {
-	case "create":
-		var errs []error
-		if *name == "" {
-			errs = append(errs, errors.New("--name is required"))
-		}
-		if strings.IndexFunc(*name, unicode.IsControl) >= 0 || !utf8.ValidString(*name) {
-			errs = append(errs, errors.New("--name must be valid UTF-8 without control characters"))
-		}
-		r, err := apikey.ParseRole(*role)
-		if err != nil {
-			errs = append(errs, errors.New("--role must be ingest, read or admin"))
-		}
-		if err := errors.Join(errs...); err != nil {
-			return fmt.Errorf("apikey create: %w", err)
-		}
-		plain, hash, err := apikey.Generate()
-		if err != nil {
-			return err
-		}
-		k := apikey.Key{ID: apikey.NewID(), Name: *name, Role: r, Hash: hash, CreatedAt: time.Now().UTC()}
-		if err := st.keys.Create(ctx, k); err != nil {
-			return err
-		}
-		fmt.Fprintf(stderr, "created API key %s (%s, role %s); it is shown once, below\n", k.ID, k.Name, k.Role)
-		fmt.Fprintln(stdout, plain)
+	k, err := parser.Parse(args)
+	var bad settingError
+	switch {
+	case errors.Is(err, errHelpShown):
 		return nil
-	case "list":
-		keys, err := st.keys.List(ctx)
-		if err != nil {
-			return err
+	case errors.As(err, &bad):
+		return bad // a variable that is not valid is a setting's fault, as one in a flag's place would be
+	case err != nil:
+		var perr *kong.ParseError
+		if errors.As(err, &perr) && perr.Context != nil && perr.Context.Selected() != nil {
+			return usageError{fmt.Errorf("%w (see %s --help)", err, perr.Context.Selected().FullPath())}
 		}
-		if *asJSON {
-			enc := json.NewEncoder(stdout)
-			for _, k := range keys {
-				if err := enc.Encode(k); err != nil {
-					return err
-				}
-			}
-			return nil
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME\tROLE\tCREATED\tREVOKED")
-		for _, k := range keys {
-			revoked := "-"
-			if k.RevokedAt != nil {
-				revoked = k.RevokedAt.Format(time.RFC3339)
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.Role, k.CreatedAt.Format(time.RFC3339), revoked)
-		}
-		return tw.Flush()
-	case "revoke":
-		if fs.NArg() != 1 {
-			return errors.New("apikey revoke: want exactly one key ID")
-		}
-		if err := st.keys.Revoke(ctx, fs.Arg(0), time.Now().UTC()); err != nil {
-			if errors.Is(err, apikey.ErrNotFound) {
-				return fmt.Errorf("apikey revoke: no key %q", fs.Arg(0))
-			}
-			return err
-		}
-		fmt.Fprintf(stderr, "revoked %s\n", fs.Arg(0))
-		return nil
+		return usageError{fmt.Errorf("%w (see userhook --help)", err)}
 	}
-	return fmt.Errorf("apikey: unknown subcommand %q; want create, list or revoke", sub)
+	return k.Run(s)
 }
 
-func cmdToken(cfg Config, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("userhook token", stderr)
-	cfg.authFlags(fs)
-	sub := fs.String("sub", "", "the token's subject")
-	ttl := fs.Duration("ttl", time.Hour, "how long the token is valid")
-	if err := parse(fs, args, getenv); err != nil {
+// newParser is the command line parser into grammar, with variables from getenv.
+func newParser(grammar *cli, getenv func(string) string, stdout, stderr io.Writer) (*kong.Kong, error) {
+	return kong.New(grammar,
+		kong.Name("userhook"),
+		kong.Description("userhook receives identity-provider user events, stores them in an event store, projects a "+
+			"users read model and delivers the events to subscribed webhooks.\n\n"+
+			"The settings of a deployment (the database, the log level, every flag of serve but --dev) may also be "+
+			"given as USERHOOK_<FLAG> variables; a flag wins over its variable. A command's other flags are flags only. "+
+			`"userhook <command> --help" lists a command's flags with their variables and defaults.`),
+		kong.ExplicitGroups([]kong.Group{
+			{Key: "auth", Title: "Authentication:"},
+			{Key: "webhooks", Title: "Outbound webhooks:"},
+			{Key: "server", Title: "Server:"},
+		}),
+		kong.Writers(stdout, stderr),
+		kong.NoDefaultHelp(),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true, WrapUpperBound: 120}),
+		kong.ValueFormatter(helpWithSetting),
+		kong.Resolvers(envResolver(getenv)),
+	)
+}
+
+// errHelpShown ends a parse after --help printed the help: the program then does nothing and succeeds.
+var errHelpShown = errors.New("help shown")
+
+// helpFlag prints the help of the command it follows; nothing runs.
+type helpFlag bool
+
+// IgnoreDefault says that the flag has no default to apply.
+func (helpFlag) IgnoreDefault() {}
+
+// BeforeReset prints the help, before the other flags are looked at.
+func (helpFlag) BeforeReset(k *kong.Context) error {
+	if err := k.PrintUsage(false); err != nil {
 		return err
 	}
-	var errs []error
-	if *sub == "" {
-		errs = append(errs, errors.New("--sub is required"))
-	}
-	if cfg.JWTSecret == "" {
-		errs = append(errs, errors.New("no JWT secret: set USERHOOK_JWT_SECRET or --jwt-secret"))
-	}
-	if *ttl <= 0 {
-		errs = append(errs, errors.New("--ttl must be positive"))
-	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("token: %w", err)
-	}
-	tok, err := transport.SignToken(transport.TokenRequest{
-		Secret: []byte(cfg.JWTSecret), Subject: *sub, TTL: *ttl, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience,
+	return errHelpShown
+}
+
+// helpCmd is `userhook help [COMMAND...]`, the same as `userhook [COMMAND...] --help`.
+type helpCmd struct {
+	Command []string `arg:"" optional:"" help:"The command to show help for."`
+}
+
+// Run shows the help.
+func (c *helpCmd) Run(s *session) error { return s.parseAndRun(append(c.Command, "--help")) }
+
+// envResolver gives a flag tagged envvar the value of that variable when the command line does not give it.
+// An empty variable counts as unset.
+func envResolver(getenv func(string) string) kong.Resolver {
+	return kong.ResolverFunc(func(_ *kong.Context, _ *kong.Path, f *kong.Flag) (any, error) {
+		name := f.Tag.Get("envvar")
+		if name == "" {
+			return nil, nil
+		}
+		v := getenv(name)
+		if v == "" {
+			return nil, nil
+		}
+		// Decoded here once, into a scratch value, so that a fault names the variable rather than the flag.
+		scan := kong.ScanFromTokens(kong.Token{Type: kong.FlagValueToken, Value: v})
+		if err := f.Mapper.Decode(&kong.DecodeContext{Value: f.Value, Scan: scan}, reflect.New(f.Target.Type()).Elem()); err != nil {
+			return nil, settingError{fmt.Errorf("%s: %w", name, err)}
+		}
+		return v, nil
 	})
-	if err != nil {
-		return err
+}
+
+// settingError is a USERHOOK_* variable whose value is not valid for its setting.
+type settingError struct{ error }
+
+func (e settingError) Unwrap() error { return e.error }
+
+// helpWithSetting is a flag's help followed by its variable and its default, where it has them.
+func helpWithSetting(v *kong.Value) string {
+	var notes []string
+	if env := v.Tag.Get("envvar"); env != "" {
+		notes = append(notes, "$"+env)
 	}
-	fmt.Fprintln(stdout, tok)
-	return nil
+	if v.HasDefault && v.Default != "" {
+		notes = append(notes, "default "+v.Default)
+	}
+	if len(notes) == 0 {
+		return v.Help
+	}
+	return v.Help + " (" + strings.Join(notes, ", ") + ")"
 }

@@ -11,8 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/userhook/userhook/delivery"
+	"github.com/userhook/userhook/ingest"
 	"github.com/userhook/userhook/projection"
-	"github.com/userhook/userhook/transport"
 )
 
 // TestMetricsSeriesFromTheStart scrapes a server that has served nothing yet: every series an operator alerts
@@ -30,7 +30,7 @@ func TestMetricsSeriesFromTheStart(t *testing.T) {
 		assert.Equal(t, 0.0, metric(t, text, sample), "%s is there at 0", sample)
 	}
 	zero(`userhook_events_duplicate_total{route="/events"}`)
-	for _, reason := range []string{transport.ReasonUnsupportedType, transport.ReasonStale, transport.ReasonNoChange, transport.ReasonDeleted} {
+	for _, reason := range []string{ingest.ReasonUnsupportedType, ingest.ReasonStale, ingest.ReasonNoChange, ingest.ReasonDeleted} {
 		zero(`userhook_events_ignored_total{reason="` + reason + `"}`)
 	}
 	for _, route := range []string{"/users", "/events", "/users/:id", "/api/events", "/api/webhooks"} {

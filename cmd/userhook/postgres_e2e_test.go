@@ -83,7 +83,7 @@ func TestIntegrationPostgresEndToEnd(t *testing.T) {
 	t.Run("webhook deliveries", func(t *testing.T) {
 		require.Eventually(t, func() bool { return delivered.Load() == 8 }, 20*time.Second, 20*time.Millisecond,
 			"every event delivered (got %d)", delivered.Load())
-		time.Sleep(300 * time.Millisecond)
+		s.whSettled()
 		assert.Equal(t, int64(8), delivered.Load(), "and none twice")
 	})
 	t.Run("an API key made with the CLI works", func(t *testing.T) {

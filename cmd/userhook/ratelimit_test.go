@@ -20,7 +20,8 @@ func TestRateLimits(t *testing.T) {
 	cfg.RateLimitRead = "1:1"
 	secret, key := webhookSecret(t)
 	cfg.WebhookSecrets = secret
-	s := startServer(t, cfg)
+	clock := newTestClock()
+	s := startMain(t, &Main{Config: cfg, Now: clock.Now})
 
 	t.Run("per API key on POST /users", func(t *testing.T) {
 		assert.Equal(t, http.StatusOK, s.postUser("auth0|rl1", "rl1@example.com").Status)
@@ -35,7 +36,7 @@ func TestRateLimits(t *testing.T) {
 		// Another key has its own bucket.
 		other := s.authed(http.MethodPost, "/users", `{"detail":{"data":{"user_name":"rl4@example.com","user_id":"auth0|rl4"}}}`, adminKey)
 		assert.Equal(t, http.StatusOK, other.Status)
-		time.Sleep(1100 * time.Millisecond)
+		clock.Advance(time.Second)
 		assert.Equal(t, http.StatusOK, s.postUser("auth0|rl3", "rl3@example.com").Status, "the bucket refills")
 	})
 

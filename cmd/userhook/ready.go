@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/userhook/userhook/delivery"
 	"github.com/userhook/userhook/eventstore"
 	"github.com/userhook/userhook/projection"
@@ -33,7 +31,7 @@ func (m *Main) readiness(ctx context.Context) transport.Readiness {
 		r.Relay = "leading"
 	}
 	r.Checks = append(r.Checks, m.check("store", m.storeTakesWrites(ctx)))
-	r.Checks = append(r.Checks, m.check("pubsub", m.pubsubReachable(ctx)))
+	r.Checks = append(r.Checks, m.check("pubsub", m.bus.Reachable(ctx)))
 	pos, err := m.positions(ctx)
 	if err != nil {
 		m.log.Warn("readiness: reading positions failed", "error", err.Error())
@@ -106,24 +104,6 @@ func (m *Main) storeTakesWrites(ctx context.Context) error {
 	}
 	if err := p.Probe(ctx); err != nil {
 		return shown{"a probe write failed", err}
-	}
-	return nil
-}
-
-// pubsubReachable says whether the broker answers: always, in process; a round trip to JetStream with NATS.
-func (m *Main) pubsubReachable(ctx context.Context) error {
-	if m.natsHealth == nil {
-		return nil
-	}
-	if !m.natsHealth.IsConnected() {
-		return shown{"NATS is not connected", nil}
-	}
-	js, err := m.natsHealth.JetStream()
-	if err != nil {
-		return shown{"JetStream is not available", err}
-	}
-	if _, err := js.AccountInfo(nats.Context(ctx)); err != nil {
-		return shown{"JetStream does not answer", err}
 	}
 	return nil
 }

@@ -47,7 +47,7 @@ func TestReadyzWhenTheStoreRefusesWrites(t *testing.T) {
 	require.Equal(t, http.StatusOK, status)
 
 	// SQLite refuses to grow the file past max_page_count with "database or disk is full", as on a full disk.
-	write := s.Main.storage.db.Write
+	write := s.sqliteDB().Write
 	var pages int64
 	require.NoError(t, write.QueryRow(`PRAGMA page_count`).Scan(&pages))
 	_, err := write.Exec(fmt.Sprintf(`PRAGMA max_page_count = %d`, pages))

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -24,15 +23,16 @@ func isTerminal(w io.Writer) bool {
 	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
 }
 
-func cmdReplay(ctx context.Context, cfg Config, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("userhook replay", stderr)
-	cfg.databaseFlags(fs)
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the replay to this file")
-	if err := parse(fs, args, getenv); err != nil {
-		return err
-	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
+type replayCmd struct {
+	databaseFlags `embed:""`
+	CPUProfile    string `name:"cpuprofile" help:"write a CPU profile of the replay to this file" placeholder:"FILE"`
+}
+
+// Run rebuilds the read model, with a progress bar on a terminal and a one-line summary always.
+func (c *replayCmd) Run(s *session) error {
+	stdout, stderr := s.stdout, s.stderr
+	if c.CPUProfile != "" {
+		f, err := os.Create(c.CPUProfile)
 		if err != nil {
 			return err
 		}
@@ -43,8 +43,9 @@ func cmdReplay(ctx context.Context, cfg Config, args []string, getenv func(strin
 		defer pprof.StopCPUProfile()
 	}
 	// A rebuild swaps the whole users table in one statement, which may take longer than a request's deadline.
+	cfg := c.config()
 	cfg.DatabaseTimeout = 0
-	st, err := openStorage(ctx, cfg)
+	st, err := openStorage(s.ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -72,7 +73,7 @@ func cmdReplay(ctx context.Context, cfg Config, args []string, getenv func(strin
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(150 << 20)
 	}
-	sum, err := projection.Replay(ctx, st.events, st.reads, progress)
+	sum, err := projection.Replay(s.ctx, st.events, st.reads, progress)
 	if err != nil {
 		return fmt.Errorf("replay: %w", err)
 	}
@@ -81,26 +82,27 @@ func cmdReplay(ctx context.Context, cfg Config, args []string, getenv func(strin
 	return nil
 }
 
-func cmdEvents(ctx context.Context, cfg Config, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("userhook events", stderr)
-	cfg.databaseFlags(fs)
-	stream := fs.String("stream", "", "only this user's events")
-	from := fs.Int64("from", 1, "first global position to print")
-	follow := fs.Bool("follow", false, "keep printing new events as they are stored")
-	poll := fs.Duration("poll", 200*time.Millisecond, "how often --follow looks for new events")
-	if err := parse(fs, args, getenv); err != nil {
-		return err
-	}
-	if *from < 0 {
+type eventsCmd struct {
+	databaseFlags `embed:""`
+	Stream        string        `help:"only this user's events" placeholder:"USER_ID"`
+	From          int64         `help:"first global position to print" default:"1" placeholder:"POSITION"`
+	Follow        bool          `help:"keep printing new events as they are stored"`
+	Poll          time.Duration `help:"how often --follow looks for new events" default:"200ms"`
+}
+
+// Run prints the events from --from on, and with --follow waits for more until the context ends.
+func (c *eventsCmd) Run(s *session) error {
+	ctx, stdout := s.ctx, s.stdout
+	if c.From < 0 {
 		return fmt.Errorf("events: --from must not be negative")
 	}
-	st, err := openStorage(ctx, cfg)
+	st, err := openStorage(s.ctx, c.config())
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 	enc := json.NewEncoder(stdout)
-	after := max(*from, 1) - 1
+	after := max(c.From, 1) - 1
 	notifier, _ := st.events.(eventstore.Notifier)
 	for {
 		var committed <-chan struct{}
@@ -116,7 +118,7 @@ func cmdEvents(ctx context.Context, cfg Config, args []string, getenv func(strin
 		}
 		for _, e := range page {
 			after = e.Position
-			if *stream != "" && e.StreamID != *stream {
+			if c.Stream != "" && e.StreamID != c.Stream {
 				continue
 			}
 			if err := enc.Encode(transport.ToEventBody(e, true)); err != nil {
@@ -126,14 +128,14 @@ func cmdEvents(ctx context.Context, cfg Config, args []string, getenv func(strin
 		if len(page) > 0 {
 			continue
 		}
-		if !*follow {
+		if !c.Follow {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-committed:
-		case <-time.After(*poll):
+		case <-time.After(c.Poll):
 		}
 	}
 }

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -18,160 +20,219 @@ import (
 	"github.com/userhook/userhook/internal/retry"
 	"github.com/userhook/userhook/projection"
 	projpg "github.com/userhook/userhook/projection/postgres"
+	"github.com/userhook/userhook/stream"
 )
+
+// postgresBackend is the scale-out database: one PostgreSQL database that several instances share.
+type postgresBackend struct {
+	storage
+	db      *postgresdb.DB
+	timeout time.Duration
+}
 
 // openPostgres opens the scale-out storage: events, API keys, the read model and the webhook tables, all on
 // one PostgreSQL database that several instances share.
-func openPostgres(ctx context.Context, url string, timeout time.Duration) (_ *storage, err error) {
-	// st is closed on failure through its own variable: the named result is nil by then, and closing that
+func openPostgres(ctx context.Context, url string, timeout time.Duration) (_ *postgresBackend, err error) {
+	// b is closed on failure through its own variable: the named result is nil by then, and closing that
 	// panicked instead of reporting why the database could not be opened.
-	st := &storage{}
+	b := &postgresBackend{timeout: timeout}
 	defer func() {
 		if err != nil {
-			_ = st.Close()
+			_ = b.Close()
 		}
 	}()
-	if st.pg, err = postgresdb.Open(ctx, url, timeout); err != nil {
+	if b.db, err = postgresdb.Open(ctx, url, timeout); err != nil {
 		return nil, fmt.Errorf("cannot open the database %s: %w", redactDatabase(url), err)
 	}
-	events, err := eventspg.New(ctx, st.pg)
+	events, err := eventspg.New(ctx, b.db)
 	if err != nil {
 		return nil, err
 	}
-	st.events = events
-	if st.keys, err = apikeypg.New(ctx, st.pg); err != nil {
+	b.events = events // only once it is one: a nil *eventspg.Store in the interface would not be nil to Close
+	if b.keys, err = apikeypg.New(ctx, b.db); err != nil {
 		return nil, err
 	}
-	if st.reads, err = projpg.New(ctx, st.pg); err != nil {
+	if b.reads, err = projpg.New(ctx, b.db); err != nil {
 		return nil, err
 	}
-	if st.hooks, err = deliverypg.New(ctx, st.pg); err != nil {
+	if b.hooks, err = deliverypg.New(ctx, b.db); err != nil {
 		return nil, err
 	}
-	return st, nil
+	return b, nil
+}
+
+func (b *postgresBackend) Storage() *storage { return &b.storage }
+
+// Peers is the backend itself: the database's advisory locks and notifications coordinate the instances.
+func (b *postgresBackend) Peers() peers { return b }
+
+// DevEnvFile is nowhere: there is no data directory beside a database URL.
+func (b *postgresBackend) DevEnvFile() string { return "" }
+
+// StoreTimeout is the configured deadline of a PostgreSQL call.
+func (b *postgresBackend) StoreTimeout() time.Duration { return b.timeout }
+
+func (b *postgresBackend) Close() error {
+	if b.db == nil {
+		return nil
+	}
+	return b.storage.close(b.db)
 }
 
 // relayLock is the session advisory lock whose holder runs the relay.
 const relayLock = 0x75687265 // "uhre"
 
-// leadWithPostgres blocks until this instance holds the relay lock on a connection of its own, and returns a
-// context that ends when that connection (and with it the lock) is lost, so another instance takes over.
-func leadWithPostgres(db *postgresdb.DB) func(ctx context.Context) (context.Context, error) {
-	return func(ctx context.Context) (context.Context, error) {
-		conn, err := db.Pool.Acquire(ctx)
-		if err != nil {
+// Lead blocks until this instance holds the relay lock on a connection of its own, and returns a context
+// that ends when that connection (and with it the lock) is lost, so another instance takes over.
+func (b *postgresBackend) Lead(ctx context.Context) (context.Context, error) {
+	conn, err := b.db.Pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		var got bool
+		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, relayLock).Scan(&got); err != nil {
+			conn.Release()
 			return nil, err
 		}
-		for {
-			var got bool
-			if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, relayLock).Scan(&got); err != nil {
-				conn.Release()
-				return nil, err
-			}
-			if got {
-				break
-			}
-			// Another instance leads: look again every half second.
-			if !retry.Sleep(ctx, 500*time.Millisecond) {
-				conn.Release()
-				return nil, ctx.Err()
-			}
+		if got {
+			break
 		}
-		leading, stop := context.WithCancel(ctx)
-		go func() {
-			defer conn.Release()
-			defer stop()
-			t := time.NewTicker(500 * time.Millisecond)
-			defer t.Stop()
-			for {
-				select {
-				case <-leading.Done():
-					_, _ = conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, relayLock)
+		// Another instance leads: look again every half second.
+		if !retry.Sleep(ctx, 500*time.Millisecond) {
+			conn.Release()
+			return nil, ctx.Err()
+		}
+	}
+	leading, stop := context.WithCancel(ctx)
+	go func() {
+		defer conn.Release()
+		defer stop()
+		t := time.NewTicker(500 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-leading.Done():
+				_, _ = conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, relayLock)
+				return
+			case <-t.C:
+				if err := conn.Ping(leading); err != nil {
+					conn.Conn().Close(context.Background()) //nolint:errcheck // the lock goes with the connection
 					return
-				case <-t.C:
-					if err := conn.Ping(leading); err != nil {
-						conn.Conn().Close(context.Background()) //nolint:errcheck // the lock goes with the connection
-						return
-					}
 				}
 			}
-		}()
-		return leading, nil
-	}
+		}
+	}()
+	return leading, nil
 }
 
 // readModelChannel announces the users projection's commits to every instance's readers.
 const readModelChannel = "userhook_readmodel"
 
-// followReadModel advances the tracker from the projection commits of every instance (LISTEN), and once from
-// the saved checkpoint; the returned function announces this instance's commits (NOTIFY).
-func (m *Main) followReadModel(ctx context.Context) func(ctx context.Context, position int64) {
-	db, reads, tracker := m.storage.pg, m.storage.reads, m.tracker
-	ctx, stop := context.WithCancel(ctx)
+// Follow advances tracker from the projection commits of every instance (LISTEN), and once from the saved
+// checkpoint; announce tells the other instances of this one's commits (NOTIFY).
+func (b *postgresBackend) Follow(ctx context.Context, tracker *projection.Tracker, log *slog.Logger) (announce func(context.Context, int64), stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
-	m.closers = append(m.closers, func() error { stop(); <-done; return nil })
 	go func() {
 		defer close(done)
 		pause := retry.Backoff{Initial: 100 * time.Millisecond, Max: 2 * time.Second}
 		for ctx.Err() == nil {
-			if pos, err := reads.Checkpoint(ctx, projection.UsersProjection); err == nil {
+			if pos, err := b.reads.Checkpoint(ctx, projection.UsersProjection); err == nil {
 				tracker.Advance(pos)
 			}
-			err := func() error {
-				conn, err := db.Pool.Acquire(ctx)
-				if err != nil {
-					return err
-				}
-				defer conn.Release()
-				if _, err := conn.Exec(ctx, "LISTEN "+readModelChannel); err != nil {
-					return err
-				}
-				for {
-					n, err := conn.Conn().WaitForNotification(ctx)
-					if err != nil {
-						return err
-					}
-					if pos, err := strconv.ParseInt(n.Payload, 10, 64); err == nil {
-						tracker.Advance(pos)
-					}
-				}
-			}()
+			err := b.listen(ctx, tracker)
 			if err != nil && ctx.Err() == nil {
-				m.log.Warn("following the read model failed, retrying", "error", err.Error())
+				log.Warn("following the read model failed, retrying", "error", err.Error())
 				pause.Wait(ctx)
 			}
 		}
 	}()
-	return func(ctx context.Context, position int64) {
-		if _, err := db.Pool.Exec(ctx, `SELECT pg_notify($1, $2)`, readModelChannel, strconv.FormatInt(position, 10)); err != nil {
-			m.log.Warn("announcing a read-model commit failed", "error", err.Error())
+	announce = func(ctx context.Context, position int64) {
+		if _, err := b.db.Pool.Exec(ctx, `SELECT pg_notify($1, $2)`, readModelChannel, strconv.FormatInt(position, 10)); err != nil {
+			log.Warn("announcing a read-model commit failed", "error", err.Error())
+		}
+	}
+	return announce, func() { cancel(); <-done }
+}
+
+// listen advances tracker from the notifications on readModelChannel until the connection fails or ctx ends.
+func (b *postgresBackend) listen(ctx context.Context, tracker *projection.Tracker) error {
+	conn, err := b.db.Pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "LISTEN "+readModelChannel); err != nil {
+		return err
+	}
+	for {
+		n, err := conn.Conn().WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		if pos, err := strconv.ParseInt(n.Payload, 10, 64); err == nil {
+			tracker.Advance(pos)
 		}
 	}
 }
 
-// natsPubSub connects Watermill to NATS JetStream: the publisher de-duplicates on the message id (the event
-// id), and each consumer is a durable queue subscription named after its handler, shared by every instance,
-// so each event reaches each consumer once across all of them. maxAckPending 1 keeps a consumer's events in
-// stream (position) order across instances.
-type natsPubSub struct {
+// natsBus is NATS JetStream: the publisher de-duplicates on the message id (the event id), and each
+// consumer is a durable queue subscription named after it, shared by every instance, so each event reaches
+// each consumer once across all of them; a consumer acknowledges an event only once its transaction
+// committed.
+type natsBus struct {
 	url       string
 	namespace string
 	logger    watermill.LoggerAdapter
+	publisher message.Publisher
+	// health is a connection of its own, for /readyz.
+	health      *nats.Conn
+	subscribers []message.Subscriber
 }
 
-func (n natsPubSub) publisher() (message.Publisher, error) {
-	return wmnats.NewPublisher(wmnats.PublisherConfig{
-		URL:         n.url,
+func openNATS(url, namespace string, log *slog.Logger) (_ *natsBus, err error) {
+	b := &natsBus{url: url, namespace: namespace,
+		logger: watermill.NewSlogLoggerWithLevelMapping(log.With("component", "nats"), map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})}
+	defer func() {
+		if err != nil {
+			_ = b.Close()
+			err = fmt.Errorf("nats: %w", err)
+		}
+	}()
+	if b.publisher, err = wmnats.NewPublisher(wmnats.PublisherConfig{
+		URL:         url,
 		NatsOptions: []nats.Option{nats.Name("userhook-relay"), nats.MaxReconnects(-1)},
 		Marshaler:   &wmnats.NATSMarshaler{},
 		JetStream:   wmnats.JetStreamConfig{AutoProvision: true, TrackMsgId: true},
-	}, n.logger)
+	}, b.logger); err != nil {
+		return nil, err
+	}
+	if b.health, err = nats.Connect(url, nats.Name("userhook-health"), nats.MaxReconnects(-1)); err != nil {
+		return nil, err
+	}
+	return b, nil
 }
 
-func (n natsPubSub) subscriber(handler string, maxAckPending int) (message.Subscriber, error) {
-	durable := n.namespace + handler
+// Pipeline runs each consumer on a durable subscription of its own, handing out c.inFlight of its events at
+// once over all instances.
+func (b *natsBus) Pipeline(cfg stream.PipelineConfig, consumers ...consumer) (*stream.Pipeline, error) {
+	cfg.Publisher, cfg.Durable, cfg.Namespace = b.publisher, true, b.namespace
+	for _, c := range consumers {
+		sub, err := b.subscriber(c.name, c.inFlight)
+		if err != nil {
+			return nil, fmt.Errorf("nats: %w", err)
+		}
+		b.subscribers = append(b.subscribers, sub)
+		cfg.Handlers = append(cfg.Handlers, stream.Handler{Name: c.name, Checkpoint: c.checkpoint, Handle: c.handle, Subscriber: sub})
+	}
+	return stream.NewPipeline(cfg)
+}
+
+func (b *natsBus) subscriber(handler string, maxAckPending int) (message.Subscriber, error) {
+	durable := b.namespace + handler
 	return wmnats.NewSubscriber(wmnats.SubscriberConfig{
-		URL:              n.url,
+		URL:              b.url,
 		QueueGroupPrefix: durable,
 		SubscribersCount: 1,
 		AckWaitTimeout:   30 * time.Second,
@@ -185,5 +246,34 @@ func (n natsPubSub) subscriber(handler string, maxAckPending int) (message.Subsc
 				nats.DeliverAll(), nats.AckExplicit(), nats.MaxAckPending(maxAckPending),
 			},
 		},
-	}, n.logger)
+	}, b.logger)
+}
+
+// Reachable makes a round trip to JetStream.
+func (b *natsBus) Reachable(ctx context.Context) error {
+	if !b.health.IsConnected() {
+		return shown{"NATS is not connected", nil}
+	}
+	js, err := b.health.JetStream()
+	if err != nil {
+		return shown{"JetStream is not available", err}
+	}
+	if _, err := js.AccountInfo(nats.Context(ctx)); err != nil {
+		return shown{"JetStream does not answer", err}
+	}
+	return nil
+}
+
+func (b *natsBus) Close() error {
+	var errs []error
+	if b.publisher != nil {
+		errs = append(errs, b.publisher.Close())
+	}
+	if b.health != nil {
+		b.health.Close()
+	}
+	for _, sub := range b.subscribers {
+		errs = append(errs, sub.Close())
+	}
+	return errors.Join(errs...)
 }

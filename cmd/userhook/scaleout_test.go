@@ -159,6 +159,8 @@ func TestIntegrationScaleOut(t *testing.T) {
 
 	status, _, body := a.post(t, "/api/webhooks", `{"name":"all","url":"`+receiver.URL+`","events":["all"]}`, "application/json")
 	require.Equal(t, http.StatusCreated, status, "%s", body)
+	var hook struct{ Data whWebhook }
+	require.NoError(t, json.Unmarshal(body, &hook))
 
 	// 20 concurrent copies of one event, split across both instances.
 	ce := `{"specversion":"1.0","id":"dup-1","source":"https://idp.example.com","type":"user.created","subject":"dup-user","data":{"email":"dup@example.com"}}`
@@ -234,7 +236,13 @@ func TestIntegrationScaleOut(t *testing.T) {
 		defer mu.Unlock()
 		return len(deliveries) == 501
 	}, 30*time.Second, 50*time.Millisecond, "every event is delivered")
-	time.Sleep(500 * time.Millisecond)
+	// Once no delivery is pending, each was sent for the last time and its outcome recorded, by whichever
+	// instance leased it: the receiver has got every copy it will get.
+	require.Eventually(t, func() bool {
+		var pending whDeliveryPage
+		_, err := whFetch(a.URL, "/api/webhooks/"+hook.Data.ID+"/deliveries?status=pending&limit=1", &pending)
+		return err == nil && len(pending.Data) == 0
+	}, 30*time.Second, 50*time.Millisecond, "no delivery is pending")
 	mu.Lock()
 	for id, n := range deliveries {
 		assert.Equal(t, 1, n, "event %s delivered once", id)

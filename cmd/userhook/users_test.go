@@ -211,7 +211,7 @@ func TestHealth(t *testing.T) {
 		ready = s.do(http.MethodGet, "/readyz", "")
 		return ready.Status == http.StatusOK && assert.ObjectsAreEqual(jsonValue(t, want), jsonValue(t, string(ready.Body)))
 	}, 5*time.Second, 10*time.Millisecond, "readyz shows the positions: %s", ready.Body)
-	require.NoError(t, s.Main.storage.db.Read.Close())
+	require.NoError(t, s.sqliteDB().Read.Close())
 	notReady := s.do(http.MethodGet, "/readyz", "")
 	assert.Equal(t, http.StatusServiceUnavailable, notReady.Status)
 	assert.Contains(t, string(notReady.Body), `"users-projection":"failing"`, "positions cannot be read")

@@ -25,6 +25,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/userhook/userhook/delivery"
 	"github.com/userhook/userhook/eventstore"
 	"github.com/userhook/userhook/transport"
 )
@@ -275,6 +276,26 @@ func (s *testServer) whWaitDelivery(id string, cond func(whDelivery) bool, msg s
 	}, whWait, whPoll, msg)
 	require.True(s.t, ok, "%s; last seen: %+v", msg, seen())
 	return seen()
+}
+
+// whSettled waits until the server has done all it will do with the events stored so far: the delivery
+// consumer's checkpoint has reached the store's last position, so every delivery of those events exists (a
+// delivery is made in the transaction that moves the checkpoint past its event), and no delivery is pending,
+// so each was sent for the last time and its outcome recorded. What a receiver has not got by then, it never
+// gets: tests assert that something did not happen after this, not after a sleep.
+func (s *testServer) whSettled() {
+	s.t.Helper()
+	ctx := context.Background()
+	last, err := s.Main.storage.events.LastPosition(ctx)
+	require.NoError(s.t, err)
+	require.Eventually(s.t, func() bool {
+		done, err := s.Main.storage.hooks.Checkpoint(ctx, delivery.ConsumerName)
+		if err != nil || done < last {
+			return false
+		}
+		pending, err := s.Main.storage.hooks.Pending(ctx)
+		return err == nil && pending == 0
+	}, whWait, whPoll, "every delivery of the events up to position %d is made and sent for the last time", last)
 }
 
 func whFinal(d whDelivery) bool {
@@ -749,7 +770,7 @@ func TestWebhookFilters(t *testing.T) {
 		return err == nil && len(page.Data) == 3
 	}, whWait, whPoll)
 
-	time.Sleep(200 * time.Millisecond) // room for a wrong delivery to show up
+	s.whSettled()
 	assert.Len(t, late.got(), 1, "the late webhook never gets the earlier events")
 	assert.Len(t, s.whDeliveries(whLate.ID, ""), 1)
 	assert.Empty(t, deleted.got())
@@ -793,7 +814,7 @@ func TestWebhookDeliveryRetriesThenFails(t *testing.T) {
 	assert.GreaterOrEqual(t, hits[1].At.Sub(hits[0].At), 75*time.Millisecond, "first retry after ~100ms")
 	assert.GreaterOrEqual(t, hits[2].At.Sub(hits[1].At), 155*time.Millisecond, "second retry after ~200ms")
 
-	time.Sleep(400 * time.Millisecond)
+	s.whSettled()
 	assert.Len(t, rcv.got(), 3, "no attempt after the schedule is used up")
 	assert.True(t, s.whGet(wh.ID).Enabled, "failing is not disabling when disable-after is 0")
 
@@ -981,7 +1002,7 @@ func TestWebhookDeliveryGoneDisablesWebhook(t *testing.T) {
 	assert.NotEmpty(t, got.DisabledReason)
 	assert.Contains(t, got.DisabledReason, "410")
 
-	time.Sleep(300 * time.Millisecond)
+	s.whSettled()
 	assert.Len(t, rcv.got(), 1, "no retry after a 410")
 
 	// Enabling it again clears the reason.
@@ -1025,8 +1046,7 @@ func TestWebhookAutoDisable(t *testing.T) {
 
 	// A disabled webhook gets no new deliveries.
 	require.Equal(t, http.StatusOK, s.postUser("auth0|auto-2", "auto2@example.com").Status)
-	s.waitProjected()
-	time.Sleep(300 * time.Millisecond)
+	s.whSettled()
 	assert.Len(t, rcv.got(), n)
 	assert.Len(t, s.whDeliveries(wh.ID, ""), 1)
 }
@@ -1074,7 +1094,7 @@ func TestWebhookDeliveryResumesAfterRestart(t *testing.T) {
 	assertWhSigned(t, hits[1], wh.Secrets...)
 	assert.GreaterOrEqual(t, hits[1].At.Sub(hits[0].At), 750*time.Millisecond, "the resumed schedule keeps its ~1s delay")
 
-	time.Sleep(200 * time.Millisecond)
+	s2.whSettled()
 	assert.Len(t, rcv.got(), 2, "a succeeded delivery is not sent again")
 }
 

@@ -24,8 +24,13 @@ import (
 	"github.com/userhook/userhook/internal/unixnano"
 )
 
+// Component names this package's tables in the database's migration records (goose_webhooks): never rename it.
+const Component = "webhooks"
+
+// Migrations are the SQL files that create and change the webhook tables, applied in version order on open.
+//
 //go:embed migrations/*.sql
-var migrations embed.FS
+var Migrations embed.FS
 
 var _ delivery.Store = (*Store)(nil)
 
@@ -34,7 +39,7 @@ type Store struct{ db *postgresdb.DB }
 
 // New migrates the webhook tables of db and returns the store.
 func New(ctx context.Context, db *postgresdb.DB) (*Store, error) {
-	if err := db.Migrate(ctx, "webhooks", migrations); err != nil {
+	if err := db.Migrate(ctx, Component, Migrations); err != nil {
 		return nil, err
 	}
 	return &Store{db: db}, nil
@@ -101,7 +106,7 @@ func (s *Store) CreateWebhook(ctx context.Context, w delivery.Webhook) error {
 func (s *Store) Webhook(ctx context.Context, id string) (delivery.Webhook, error) {
 	w, err := scanWebhook(s.db.Pool.QueryRow(ctx, `SELECT `+webhookColumns+` FROM webhooks WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return delivery.Webhook{}, fmt.Errorf("%w: no webhook %q", userhook.ErrNotFound, id)
+		return delivery.Webhook{}, userhook.Errorf(userhook.ErrNotFound, "no webhook %q", id)
 	}
 	if err != nil {
 		return delivery.Webhook{}, fmt.Errorf("delivery/postgres: webhook: %w", err)
@@ -147,7 +152,7 @@ func updateWebhook(ctx context.Context, db execer, w delivery.Webhook) error {
 		return fmt.Errorf("delivery/postgres: update webhook: %w", err)
 	}
 	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("%w: no webhook %q", userhook.ErrNotFound, w.ID)
+		return userhook.Errorf(userhook.ErrNotFound, "no webhook %q", w.ID)
 	}
 	return nil
 }
@@ -159,7 +164,7 @@ func (s *Store) DeleteWebhook(ctx context.Context, id string) error {
 		return fmt.Errorf("delivery/postgres: delete webhook: %w", err)
 	}
 	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("%w: no webhook %q", userhook.ErrNotFound, id)
+		return userhook.Errorf(userhook.ErrNotFound, "no webhook %q", id)
 	}
 	return nil
 }
@@ -308,7 +313,7 @@ func (s *Store) ClaimOne(ctx context.Context, id string, now time.Time, lease ti
 		return delivery.Delivery{}, false, fmt.Errorf("delivery/postgres: claim one: %w", err)
 	}
 	if !exists {
-		return delivery.Delivery{}, false, fmt.Errorf("%w: no delivery %q", userhook.ErrNotFound, id)
+		return delivery.Delivery{}, false, userhook.Errorf(userhook.ErrNotFound, "no delivery %q", id)
 	}
 	return delivery.Delivery{}, false, nil
 }
@@ -340,7 +345,7 @@ func (s *Store) Record(ctx context.Context, d delivery.Delivery, w *delivery.Web
 func (s *Store) Delivery(ctx context.Context, id string) (delivery.Delivery, error) {
 	d, err := scanDelivery(s.db.Pool.QueryRow(ctx, `SELECT `+deliveryColumns+` FROM deliveries WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return delivery.Delivery{}, fmt.Errorf("%w: no delivery %q", userhook.ErrNotFound, id)
+		return delivery.Delivery{}, userhook.Errorf(userhook.ErrNotFound, "no delivery %q", id)
 	}
 	if err != nil {
 		return delivery.Delivery{}, fmt.Errorf("delivery/postgres: delivery: %w", err)

@@ -19,8 +19,13 @@ import (
 	"github.com/userhook/userhook/internal/unixnano"
 )
 
+// Component names this package's tables in the database's migration records (goose_webhooks): never rename it.
+const Component = "webhooks"
+
+// Migrations are the SQL files that create and change the webhook tables, applied in version order on open.
+//
 //go:embed migrations/*.sql
-var migrations embed.FS
+var Migrations embed.FS
 
 var _ delivery.Store = (*Store)(nil)
 
@@ -29,7 +34,7 @@ type Store struct{ db *sqlitedb.DB }
 
 // New migrates the webhook tables of db.
 func New(ctx context.Context, db *sqlitedb.DB) (*Store, error) {
-	if err := db.Migrate(ctx, "webhooks", migrations); err != nil {
+	if err := db.Migrate(ctx, Component, Migrations); err != nil {
 		return nil, err
 	}
 	return &Store{db: db}, nil
@@ -96,7 +101,7 @@ func (s *Store) CreateWebhook(ctx context.Context, w delivery.Webhook) error {
 func (s *Store) Webhook(ctx context.Context, id string) (delivery.Webhook, error) {
 	w, err := scanWebhook(s.db.Read.QueryRowContext(ctx, `SELECT `+webhookColumns+` FROM webhooks WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return delivery.Webhook{}, fmt.Errorf("%w: no webhook %q", userhook.ErrNotFound, id)
+		return delivery.Webhook{}, userhook.Errorf(userhook.ErrNotFound, "no webhook %q", id)
 	}
 	if err != nil {
 		return delivery.Webhook{}, fmt.Errorf("delivery/sqlite: webhook: %w", err)
@@ -143,7 +148,7 @@ func updateWebhook(ctx context.Context, db execer, w delivery.Webhook) error {
 		return fmt.Errorf("delivery/sqlite: update webhook: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("%w: no webhook %q", userhook.ErrNotFound, w.ID)
+		return userhook.Errorf(userhook.ErrNotFound, "no webhook %q", w.ID)
 	}
 	return nil
 }
@@ -155,7 +160,7 @@ func (s *Store) DeleteWebhook(ctx context.Context, id string) error {
 		return fmt.Errorf("delivery/sqlite: delete webhook: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("%w: no webhook %q", userhook.ErrNotFound, id)
+		return userhook.Errorf(userhook.ErrNotFound, "no webhook %q", id)
 	}
 	return nil
 }
@@ -290,7 +295,7 @@ func (s *Store) ClaimOne(ctx context.Context, id string, now time.Time, lease ti
 		return delivery.Delivery{}, false, fmt.Errorf("delivery/sqlite: claim one: %w", err)
 	}
 	if !found {
-		return delivery.Delivery{}, false, fmt.Errorf("%w: no delivery %q", userhook.ErrNotFound, id)
+		return delivery.Delivery{}, false, userhook.Errorf(userhook.ErrNotFound, "no delivery %q", id)
 	}
 	return d, d.ID != "", nil
 }
@@ -321,7 +326,7 @@ func (s *Store) Record(ctx context.Context, d delivery.Delivery, w *delivery.Web
 func (s *Store) Delivery(ctx context.Context, id string) (delivery.Delivery, error) {
 	d, err := scanDelivery(s.db.Read.QueryRowContext(ctx, `SELECT `+deliveryColumns+` FROM deliveries WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return delivery.Delivery{}, fmt.Errorf("%w: no delivery %q", userhook.ErrNotFound, id)
+		return delivery.Delivery{}, userhook.Errorf(userhook.ErrNotFound, "no delivery %q", id)
 	}
 	if err != nil {
 		return delivery.Delivery{}, fmt.Errorf("delivery/sqlite: delivery: %w", err)

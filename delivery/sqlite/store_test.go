@@ -2,7 +2,6 @@ package sqlite_test
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -10,17 +9,14 @@ import (
 	"github.com/userhook/userhook/delivery"
 	"github.com/userhook/userhook/delivery/deliverytest"
 	"github.com/userhook/userhook/delivery/sqlite"
-	"github.com/userhook/userhook/internal/sqlitedb"
+	"github.com/userhook/userhook/internal/sqlitedb/sqlitetest"
 )
 
 // TestContract runs the delivery.Store contract against a fresh SQLite database per subtest.
 func TestContract(t *testing.T) {
 	t.Parallel()
 	deliverytest.Run(t, func(t *testing.T) delivery.Store {
-		db, err := sqlitedb.Open(filepath.Join(t.TempDir(), "webhooks.db"))
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = db.Close() })
-		s, err := sqlite.New(context.Background(), db)
+		s, err := sqlite.New(context.Background(), sqlitetest.Open(t))
 		require.NoError(t, err)
 		return s
 	})

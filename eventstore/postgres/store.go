@@ -23,12 +23,17 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/userhook/userhook/eventstore"
-	"github.com/userhook/userhook/internal/retry"
 	"github.com/userhook/userhook/internal/postgresdb"
+	"github.com/userhook/userhook/internal/retry"
 )
 
+// Component names this package's tables in the database's migration records (goose_events): never rename it.
+const Component = "events"
+
+// Migrations are the SQL files that create and change the events tables, applied in version order on open.
+//
 //go:embed migrations/*.sql
-var migrations embed.FS
+var Migrations embed.FS
 
 // appendLock is the advisory lock key every append transaction holds until it commits.
 const appendLock = 0x75686170 // "uhap"
@@ -57,7 +62,7 @@ type Store struct {
 
 // New migrates the events tables, starts the writer, and listens for commits of other instances.
 func New(ctx context.Context, db *postgresdb.DB) (*Store, error) {
-	if err := db.Migrate(ctx, "events", migrations); err != nil {
+	if err := db.Migrate(ctx, Component, Migrations); err != nil {
 		return nil, err
 	}
 	s := &Store{

@@ -3,7 +3,6 @@ package sqlite_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 
@@ -11,15 +10,12 @@ import (
 
 	"github.com/userhook/userhook/eventstore"
 	"github.com/userhook/userhook/eventstore/sqlite"
-	"github.com/userhook/userhook/internal/sqlitedb"
+	"github.com/userhook/userhook/internal/sqlitedb/sqlitetest"
 )
 
 func benchStore(b *testing.B) *sqlite.Store {
 	b.Helper()
-	db, err := sqlitedb.Open(filepath.Join(b.TempDir(), "bench.db"))
-	require.NoError(b, err)
-	b.Cleanup(func() { _ = db.Close() })
-	s, err := sqlite.New(context.Background(), db)
+	s, err := sqlite.New(context.Background(), sqlitetest.Open(b))
 	require.NoError(b, err)
 	b.Cleanup(func() { _ = s.Close() })
 	return s

@@ -24,8 +24,13 @@ import (
 	"github.com/userhook/userhook/internal/sqlitedb"
 )
 
+// Component names this package's tables in the database's migration records (goose_events): never rename it.
+const Component = "events"
+
+// Migrations are the SQL files that create and change the events table, applied in version order on open.
+//
 //go:embed migrations/*.sql
-var migrations embed.FS
+var Migrations embed.FS
 
 // MaxBatch bounds how many appends share one transaction.
 const MaxBatch = 512
@@ -53,7 +58,7 @@ type Stats struct {
 
 // New migrates the events table in db and starts the writer. Close stops it.
 func New(ctx context.Context, db *sqlitedb.DB) (*Store, error) {
-	if err := db.Migrate(ctx, "events", migrations); err != nil {
+	if err := db.Migrate(ctx, Component, Migrations); err != nil {
 		return nil, err
 	}
 	s := &Store{db: db, now: func() time.Time { return time.Now().UTC() }}

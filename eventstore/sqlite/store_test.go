@@ -13,13 +13,12 @@ import (
 	"github.com/userhook/userhook/eventstore/sqlite"
 	"github.com/userhook/userhook/eventstore/storetest"
 	"github.com/userhook/userhook/internal/sqlitedb"
+	"github.com/userhook/userhook/internal/sqlitedb/sqlitetest"
 )
 
 func newStore(t *testing.T) (*sqlite.Store, *sqlitedb.DB) {
 	t.Helper()
-	db, err := sqlitedb.Open(filepath.Join(t.TempDir(), "events.db"))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = db.Close() })
+	db := sqlitetest.Open(t)
 	s, err := sqlite.New(context.Background(), db)
 	require.NoError(t, err)
 	return s, db

@@ -1,18 +1,23 @@
 // Package postgresdb opens the PostgreSQL database of a scaled-out deployment (USERHOOK_DATABASE=postgres://...)
-// and applies each component's embedded migrations, once, even when several instances start together.
+// and applies each component's embedded migrations (with goose, see internal/migrate), once, even when several
+// instances start together.
 package postgresdb
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"hash/fnv"
 	"io/fs"
-	"path"
-	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+
+	"github.com/userhook/userhook/internal/migrate"
 )
 
 // DB is a connection pool.
@@ -62,61 +67,65 @@ func (db *DB) Close() error {
 	return nil
 }
 
-// migrationLock is the advisory lock key that serialises migrations of concurrently starting instances.
-const migrationLock = 0x75686d6967 // "uhmig"
+// dialect is PostgreSQL's for internal/migrate. Its lock is goose's session locker on a key of the current
+// schema's own, polled every second for five minutes (goose's default polls every five seconds, which would hold
+// up instances starting together). Keying the lock by schema serialises the instances that migrate one schema,
+// and them alone: deployments (or tests) in other schemas of the same database do not wait for each other.
+func (db *DB) dialect(ctx context.Context) (migrate.Dialect, error) {
+	var schema string
+	if err := db.Pool.QueryRow(ctx, `SELECT COALESCE(current_schema(), '')`).Scan(&schema); err != nil {
+		return migrate.Dialect{}, err
+	}
+	h := fnv.New64a()
+	h.Write([]byte("userhook migrations " + schema))
+	key := int64(h.Sum64())
+	return migrate.Dialect{
+		Goose:       goose.DialectPostgres,
+		TableExists: `SELECT EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = current_schema() AND tablename = $1)`,
+		Locker: func() (lock.SessionLocker, error) {
+			return lock.NewPostgresSessionLocker(lock.WithLockID(key), lock.WithLockTimeout(1, 300))
+		},
+	}, nil
+}
 
-// Migrate applies, in file-name order, every migrations/*.sql file of migrations (a component's embedded
-// files, laid out as //go:embed migrations/*.sql) that component has not applied yet, each
-// in its own transaction with the record that it ran, under an advisory lock.
+// Migrate brings a component's tables up to date (see MigrateUp): the store constructors call it, so every
+// command that opens a store migrates first, and refuses a schema newer than it knows.
 func (db *DB) Migrate(ctx context.Context, component string, migrations fs.FS) error {
-	conn, err := db.Pool.Acquire(ctx)
+	_, err := db.MigrateUp(ctx, component, migrations)
+	return err
+}
+
+// MigrateUp applies, in version order, the migrations/NNN_name.sql files of migrations (a component's
+// embedded files, laid out as //go:embed migrations/*.sql) that component has not applied yet, recording them
+// in its version table goose_<component>, under an advisory lock that instances starting together take in
+// turn (see dialect); a database made before goose is baselined from schema_migrations first. A database at a version newer
+// than migrations know is refused with a *migrate.TooNewError.
+func (db *DB) MigrateUp(ctx context.Context, component string, migrations fs.FS) (migrate.Result, error) {
+	d, err := db.dialect(ctx)
 	if err != nil {
-		return err
+		return migrate.Result{Component: component}, fmt.Errorf("postgresdb: %w", err)
 	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, migrationLock); err != nil {
-		return fmt.Errorf("postgresdb: migration lock: %w", err)
+	sqlDB := stdlib.OpenDBFromPool(db.Pool) // goose speaks database/sql; this borrows the pool's connections
+	defer sqlDB.Close()
+	res, err := migrate.Up(ctx, sqlDB, d, component, migrations)
+	var tooNew *migrate.TooNewError
+	if err != nil && !errors.As(err, &tooNew) {
+		err = fmt.Errorf("postgresdb: %w", err)
 	}
-	defer func() { _, _ = conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, migrationLock) }()
-	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		component TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (component, name))`); err != nil {
-		return fmt.Errorf("postgresdb: migrations table: %w", err)
-	}
-	names, err := fs.Glob(migrations, "migrations/*.sql")
+	return res, err
+}
+
+// MigrationStatus reports where a component's schema stands without writing or locking anything.
+func (db *DB) MigrationStatus(ctx context.Context, component string, migrations fs.FS) (migrate.Status, error) {
+	d, err := db.dialect(ctx)
 	if err != nil {
-		return err
+		return migrate.Status{Component: component}, fmt.Errorf("postgresdb: %w", err)
 	}
-	sort.Strings(names)
-	for _, name := range names {
-		body, err := fs.ReadFile(migrations, name)
-		if err != nil {
-			return err
-		}
-		tx, err := conn.Begin(ctx)
-		if err != nil {
-			return err
-		}
-		var done bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE component = $1 AND name = $2)`,
-			component, path.Base(name)).Scan(&done); err != nil {
-			_ = tx.Rollback(ctx)
-			return err
-		}
-		if !done {
-			if strings.TrimSpace(string(body)) != "" {
-				if _, err := tx.Exec(ctx, string(body)); err != nil {
-					_ = tx.Rollback(ctx)
-					return fmt.Errorf("postgresdb: migrate %s/%s: %w", component, name, err)
-				}
-			}
-			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (component, name) VALUES ($1, $2)`, component, path.Base(name)); err != nil {
-				_ = tx.Rollback(ctx)
-				return err
-			}
-		}
-		if err := tx.Commit(ctx); err != nil {
-			return err
-		}
+	sqlDB := stdlib.OpenDBFromPool(db.Pool)
+	defer sqlDB.Close()
+	st, err := migrate.ReadStatus(ctx, sqlDB, d, component, migrations)
+	if err != nil {
+		err = fmt.Errorf("postgresdb: %w", err)
 	}
-	return nil
+	return st, err
 }

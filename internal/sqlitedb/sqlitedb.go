@@ -1,5 +1,6 @@
 // Package sqlitedb opens the embedded SQLite database that the event store, the read model, the API keys and
-// the webhook tables share, and applies each component's embedded migrations.
+// the webhook tables share, and applies each component's embedded migrations (with goose, see
+// internal/migrate).
 //
 // SQLite allows one writer at a time. Every writer in the process shares one write connection, so they queue
 // in Go rather than spinning on SQLITE_BUSY; readers use a separate pool and never block the writer (WAL).
@@ -8,18 +9,19 @@ package sqlitedb
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net/url"
 	"os"
-	"path"
 	"path/filepath"
 	"runtime"
-	"sort"
-	"strings"
 	"sync"
 
 	_ "github.com/mattn/go-sqlite3" // the driver
+	"github.com/pressly/goose/v3"
+
+	"github.com/userhook/userhook/internal/migrate"
 )
 
 // DB is one SQLite database file opened with one write connection and a pool of readers.
@@ -126,57 +128,45 @@ func (db *DB) Close() error {
 	return err2
 }
 
-// Migrate applies, in file-name order, every migrations/*.sql file of migrations (a component's embedded
-// files, laid out as //go:embed migrations/*.sql) that component has not applied yet.
-// Each file runs in its own transaction together with the record that it ran.
-func (db *DB) Migrate(ctx context.Context, component string, migrations fs.FS) error {
-	db.migrateMu.Lock()
-	defer db.migrateMu.Unlock()
-	if _, err := db.Write.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		component TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (component, name))`); err != nil {
-		return fmt.Errorf("sqlitedb: migrations table: %w", err)
-	}
-	names, err := fs.Glob(migrations, "migrations/*.sql")
-	if err != nil {
-		return err
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		body, err := fs.ReadFile(migrations, name)
-		if err != nil {
-			return err
-		}
-		// Recorded by file name alone, as before the directory was part of the pattern.
-		if err := db.applyOne(ctx, component, path.Base(name), string(body)); err != nil {
-			return fmt.Errorf("sqlitedb: migrate %s/%s: %w", component, name, err)
-		}
-	}
-	return nil
+// dialect is SQLite's for internal/migrate, without a lock: the process migrates through its one write
+// connection (migrateMu orders its stores) and each migration's transaction begins IMMEDIATE. Two processes
+// that start on the same new file at the same moment are not serialised beyond that: the slower one may fail
+// on a table the faster one just created, and starts when run again.
+var dialect = migrate.Dialect{
+	Goose:       goose.DialectSQLite3,
+	TableExists: `SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?)`,
 }
 
-func (db *DB) applyOne(ctx context.Context, component, name, body string) error {
-	tx, err := db.Write.BeginTx(ctx, nil)
+// Migrate brings a component's tables up to date (see MigrateUp): the store constructors call it, so every
+// command that opens a store migrates first, and refuses a schema newer than it knows.
+func (db *DB) Migrate(ctx context.Context, component string, migrations fs.FS) error {
+	_, err := db.MigrateUp(ctx, component, migrations)
+	return err
+}
+
+// MigrateUp applies, in version order, the migrations/NNN_name.sql files of migrations (a component's
+// embedded files, laid out as //go:embed migrations/*.sql) that component has not applied yet, recording them
+// in its version table goose_<component>; a database made before goose is baselined from schema_migrations
+// first. A database at a version newer than migrations know is refused with a *migrate.TooNewError.
+func (db *DB) MigrateUp(ctx context.Context, component string, migrations fs.FS) (migrate.Result, error) {
+	db.migrateMu.Lock()
+	defer db.migrateMu.Unlock()
+	res, err := migrate.Up(ctx, db.Write, dialect, component, migrations)
+	var tooNew *migrate.TooNewError
+	if err != nil && !errors.As(err, &tooNew) {
+		err = fmt.Errorf("sqlitedb: %w", err)
+	}
+	return res, err
+}
+
+// MigrationStatus reports where a component's schema stands without writing anything: it reads through the
+// read-only pool.
+func (db *DB) MigrationStatus(ctx context.Context, component string, migrations fs.FS) (migrate.Status, error) {
+	st, err := migrate.ReadStatus(ctx, db.Read, dialect, component, migrations)
 	if err != nil {
-		return err
+		err = fmt.Errorf("sqlitedb: %w", err)
 	}
-	defer func() { _ = tx.Rollback() }()
-	var n int
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE component = ? AND name = ?`,
-		component, name).Scan(&n); err != nil {
-		return err
-	}
-	if n > 0 {
-		return nil
-	}
-	if strings.TrimSpace(body) != "" {
-		if _, err := tx.ExecContext(ctx, body); err != nil {
-			return err
-		}
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (component, name) VALUES (?, ?)`, component, name); err != nil {
-		return err
-	}
-	return tx.Commit()
+	return st, err
 }
 
 // Tx runs fn in one write transaction on the write connection and commits it. A durable transaction commits

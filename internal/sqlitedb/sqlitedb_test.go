@@ -3,13 +3,13 @@ package sqlitedb_test
 import (
 	"context"
 	"database/sql"
-	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/userhook/userhook/internal/sqlitedb"
+	"github.com/userhook/userhook/internal/sqlitedb/sqlitetest"
 )
 
 // synchronous reads the write connection's setting inside a transaction of the given durability.
@@ -24,9 +24,7 @@ func synchronous(t *testing.T, db *sqlitedb.DB, durable bool) int {
 
 func TestTxDurability(t *testing.T) {
 	t.Parallel()
-	db, err := sqlitedb.Open(filepath.Join(t.TempDir(), "x.db"))
-	require.NoError(t, err)
-	defer db.Close()
+	db := sqlitetest.Open(t)
 	const normal, full = 1, 2
 	assert.Equal(t, full, synchronous(t, db, true))
 	assert.Equal(t, normal, synchronous(t, db, false), "a lazy transaction commits without an fsync")
@@ -41,11 +39,9 @@ func TestTxDurability(t *testing.T) {
 
 func TestTxRollsBackOnError(t *testing.T) {
 	t.Parallel()
-	db, err := sqlitedb.Open(filepath.Join(t.TempDir(), "x.db"))
-	require.NoError(t, err)
-	defer db.Close()
+	db := sqlitetest.Open(t)
 	ctx := context.Background()
-	_, err = db.Exec(ctx, true, `CREATE TABLE t (v INTEGER)`)
+	_, err := db.Exec(ctx, true, `CREATE TABLE t (v INTEGER)`)
 	require.NoError(t, err)
 	err = db.Tx(ctx, true, func(tx *sql.Tx) error {
 		if _, err := tx.Exec(`INSERT INTO t VALUES (1)`); err != nil {

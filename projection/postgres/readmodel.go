@@ -25,8 +25,13 @@ import (
 	"github.com/userhook/userhook/projection"
 )
 
+// Component names this package's tables in the database's migration records (goose_readmodel): never rename it.
+const Component = "readmodel"
+
+// Migrations are the SQL files that create and change the read-model tables, applied in version order on open.
+//
 //go:embed migrations/*.sql
-var migrations embed.FS
+var Migrations embed.FS
 
 var _ projection.ReadModel = (*ReadModel)(nil)
 
@@ -35,7 +40,7 @@ type ReadModel struct{ db *postgresdb.DB }
 
 // New migrates the read-model tables of db and returns the read model on them.
 func New(ctx context.Context, db *postgresdb.DB) (*ReadModel, error) {
-	if err := db.Migrate(ctx, "readmodel", migrations); err != nil {
+	if err := db.Migrate(ctx, Component, Migrations); err != nil {
 		return nil, err
 	}
 	return &ReadModel{db: db}, nil
@@ -215,7 +220,7 @@ func (m *ReadModel) SaveCheckpoint(ctx context.Context, name string, position in
 func (m *ReadModel) Get(ctx context.Context, userID string) (aggregate.User, error) {
 	u, err := scanUser(m.db.Pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE user_id = $1`, userID))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return aggregate.User{}, fmt.Errorf("%w: no user %q", userhook.ErrNotFound, userID)
+		return aggregate.User{}, userhook.Errorf(userhook.ErrNotFound, "no user %q", userID)
 	}
 	if err != nil {
 		return aggregate.User{}, fmt.Errorf("readmodel: get: %w", err)

@@ -17,8 +17,13 @@ import (
 	"github.com/userhook/userhook/projection"
 )
 
+// Component names this package's tables in the database's migration records (goose_readmodel): never rename it.
+const Component = "readmodel"
+
+// Migrations are the SQL files that create and change the read-model tables, applied in version order on open.
+//
 //go:embed migrations/*.sql
-var migrations embed.FS
+var Migrations embed.FS
 
 var _ projection.ReadModel = (*ReadModel)(nil)
 
@@ -27,7 +32,7 @@ type ReadModel struct{ db *sqlitedb.DB }
 
 // New migrates the read-model tables of db.
 func New(ctx context.Context, db *sqlitedb.DB) (*ReadModel, error) {
-	if err := db.Migrate(ctx, "readmodel", migrations); err != nil {
+	if err := db.Migrate(ctx, Component, Migrations); err != nil {
 		return nil, err
 	}
 	return &ReadModel{db: db}, nil
@@ -187,7 +192,7 @@ func (m *ReadModel) SaveCheckpoint(ctx context.Context, name string, position in
 func (m *ReadModel) Get(ctx context.Context, userID string) (aggregate.User, error) {
 	u, err := scanUser(m.db.Read.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE user_id = ?`, userID))
 	if errors.Is(err, sql.ErrNoRows) {
-		return aggregate.User{}, fmt.Errorf("%w: no user %q", userhook.ErrNotFound, userID)
+		return aggregate.User{}, userhook.Errorf(userhook.ErrNotFound, "no user %q", userID)
 	}
 	if err != nil {
 		return aggregate.User{}, fmt.Errorf("readmodel: get: %w", err)

@@ -2,7 +2,6 @@ package sqlite_test
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/userhook/userhook/aggregate"
 	"github.com/userhook/userhook/internal/sqlitedb"
+	"github.com/userhook/userhook/internal/sqlitedb/sqlitetest"
 	"github.com/userhook/userhook/projection"
 	"github.com/userhook/userhook/projection/readmodeltest"
 	projsqlite "github.com/userhook/userhook/projection/sqlite"
@@ -17,9 +17,7 @@ import (
 
 func newModel(t *testing.T) (*projsqlite.ReadModel, *sqlitedb.DB) {
 	t.Helper()
-	db, err := sqlitedb.Open(filepath.Join(t.TempDir(), "readmodel.db"))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = db.Close() })
+	db := sqlitetest.Open(t)
 	m, err := projsqlite.New(context.Background(), db)
 	require.NoError(t, err)
 	return m, db

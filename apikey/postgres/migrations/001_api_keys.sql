@@ -1,3 +1,4 @@
+-- +goose Up
 -- The table of the SQLite store, in PostgreSQL types. Times are unix nanoseconds; revoked_at is NULL until
 -- the key is revoked.
 CREATE TABLE api_keys (

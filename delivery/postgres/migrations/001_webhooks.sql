@@ -1,3 +1,4 @@
+-- +goose Up
 -- The tables of delivery/sqlite, in PostgreSQL types. Times are unix nanoseconds, 0 for none.
 -- response_body is BYTEA: a response body is outside data, and TEXT cannot hold the NUL bytes it may carry.
 CREATE TABLE webhooks (

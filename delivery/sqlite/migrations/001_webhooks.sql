@@ -1,3 +1,4 @@
+-- +goose Up
 CREATE TABLE webhooks (
     id              TEXT    NOT NULL PRIMARY KEY,
     name            TEXT    NOT NULL,

@@ -1,3 +1,4 @@
+-- +goose Up
 CREATE TABLE events (
     position    BIGINT PRIMARY KEY,
     event_id    TEXT   NOT NULL UNIQUE,

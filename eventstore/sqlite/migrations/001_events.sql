@@ -1,3 +1,4 @@
+-- +goose Up
 CREATE TABLE events (
     position    INTEGER PRIMARY KEY AUTOINCREMENT,
     event_id    TEXT    NOT NULL,

@@ -1,3 +1,4 @@
+-- +goose Up
 CREATE TABLE receipts (
     key         TEXT    NOT NULL PRIMARY KEY,
     outcome     TEXT    NOT NULL,

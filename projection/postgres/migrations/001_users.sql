@@ -1,3 +1,4 @@
+-- +goose Up
 -- The users read model: the same columns as SQLite's. user_id sorts in byte order (COLLATE "C") whatever the
 -- database's collation, so List pages (user_id > $after ORDER BY user_id) come in the order of Go's strings
 -- and of SQLite. profile is the JSON text json.Marshal wrote, as in SQLite, not JSONB: JSONB refuses the

@@ -1,3 +1,4 @@
+-- +goose Up
 CREATE TABLE users (
     user_id        TEXT    NOT NULL PRIMARY KEY,
     email          TEXT    NOT NULL DEFAULT '',

@@ -1,0 +1,171 @@
+package ingest_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/userhook/userhook"
+	"github.com/userhook/userhook/aggregate"
+	"github.com/userhook/userhook/eventstore/sqlite"
+	"github.com/userhook/userhook/ingest"
+	"github.com/userhook/userhook/internal/sqlitedb/sqlitetest"
+)
+
+var t0 = time.Date(2024, 6, 1, 12, 0, 0, 0, time.UTC)
+
+// counts is an Observer that remembers what it was told.
+type counts struct {
+	mu         sync.Mutex
+	appended   []string
+	duplicates []string
+	ignored    []string
+}
+
+func (c *counts) add(to *[]string, values ...string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	*to = append(*to, values...)
+}
+
+func (c *counts) Appended(types ...string) { c.add(&c.appended, types...) }
+func (c *counts) Duplicate(route string)   { c.add(&c.duplicates, route) }
+func (c *counts) Ignored(reason string)    { c.add(&c.ignored, reason) }
+
+// newService is an ingest service over a fresh SQLite event store (which keeps the receipts too).
+func newService(t *testing.T) (*ingest.Service, *counts, *sqlite.Store) {
+	t.Helper()
+	store, err := sqlite.New(context.Background(), sqlitetest.Open(t))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = store.Close() })
+	c := &counts{}
+	return ingest.NewService(aggregate.NewService(store, func() time.Time { return t0 }), store, c), c, store
+}
+
+func email(s string) aggregate.Attributes { return aggregate.Attributes{Email: &s} }
+
+// event is a provider event about user u1 from one source.
+func event(id string, kind ingest.Kind, at time.Time, a aggregate.Attributes) ingest.Event {
+	return ingest.Event{ID: "env-" + id, Source: "https://idp.example.com", ProviderEventID: id, UserID: "u1",
+		Kind: kind, OccurredAt: at, Attributes: a, Metadata: map[string]string{"trace": id}}
+}
+
+func TestApply(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	svc, c, store := newService(t)
+	apply := func(e ingest.Event) ingest.Result {
+		t.Helper()
+		r, err := svc.Apply(ctx, "/events", e)
+		require.NoError(t, err)
+		return r
+	}
+
+	created := event("e1", ingest.KindCreated, t0, email("a@example.com"))
+	r := apply(created)
+	assert.Equal(t, ingest.Result{EventID: "env-e1", UserID: "u1", Status: ingest.StatusApplied, Position: 1, UserPosition: 1}, r)
+	stored, err := store.Load(ctx, "u1")
+	require.NoError(t, err)
+	require.Len(t, stored, 1)
+	assert.Equal(t, created.Key(), stored[0].ID, "the key is the id of the first event raised")
+	assert.Equal(t, map[string]string{"trace": "e1"}, stored[0].Metadata)
+
+	t.Run("a copy is a duplicate, checked before deciding", func(t *testing.T) {
+		assert.Equal(t, ingest.StatusDuplicate, apply(created).Status)
+	})
+	t.Run("the reasons of ignored events, each remembered", func(t *testing.T) {
+		for _, tc := range []struct {
+			event  ingest.Event
+			reason string
+		}{
+			{event("e2", "organization_created", t0, aggregate.Attributes{}), ingest.ReasonUnsupportedType},
+			{event("e3", ingest.KindUpdated, t0.Add(-time.Minute), email("old@example.com")), ingest.ReasonStale},
+			{event("e4", ingest.KindUpdated, t0.Add(time.Minute), email("a@example.com")), ingest.ReasonNoChange},
+		} {
+			r := apply(tc.event)
+			assert.Equal(t, ingest.StatusIgnored, r.Status, tc.reason)
+			assert.Equal(t, tc.reason, r.Reason)
+			assert.Zero(t, r.Position, "nothing was applied")
+			assert.Equal(t, ingest.StatusDuplicate, apply(tc.event).Status, "a copy of an ignored %s event", tc.reason)
+		}
+		assert.Equal(t, ingest.StatusApplied, apply(event("e5", ingest.KindDeleted, t0.Add(2*time.Minute), aggregate.Attributes{})).Status)
+		r := apply(event("e6", ingest.KindUpdated, t0.Add(3*time.Minute), email("b@example.com")))
+		assert.Equal(t, ingest.ReasonDeleted, r.Reason)
+		assert.Equal(t, int64(2), r.UserPosition, "the user's latest position, for X-Event-Position")
+	})
+	t.Run("an ensure has no key: applied, then ignored for no change, never a duplicate", func(t *testing.T) {
+		ensure := ingest.Event{UserID: "u2", Kind: ingest.KindEnsured, Attributes: email("c@example.com")}
+		assert.Empty(t, ensure.Key())
+		assert.Equal(t, ingest.StatusApplied, apply(ensure).Status)
+		again := apply(ensure)
+		assert.Equal(t, ingest.StatusIgnored, again.Status)
+		assert.Equal(t, ingest.ReasonNoChange, again.Reason)
+		assert.Equal(t, int64(3), again.UserPosition)
+	})
+
+	assert.Equal(t, []string{aggregate.TypeUserRegistered, aggregate.TypeUserDeleted, aggregate.TypeUserRegistered}, c.appended)
+	assert.Equal(t, []string{"/events", "/events", "/events", "/events"}, c.duplicates)
+	assert.Equal(t, []string{ingest.ReasonUnsupportedType, ingest.ReasonStale, ingest.ReasonNoChange, ingest.ReasonDeleted},
+		c.ignored, "an ensure that changes nothing is not counted")
+}
+
+// TestApplyCopiesAtOnce: copies of one event applied at the same moment store it once, whatever became of it.
+func TestApplyCopiesAtOnce(t *testing.T) {
+	t.Parallel()
+	for _, e := range []ingest.Event{
+		event("race-1", ingest.KindCreated, t0, email("a@example.com")),
+		event("race-2", "organization_created", t0, aggregate.Attributes{}),
+	} {
+		svc, _, store := newService(t)
+		statuses := make(chan string, 8)
+		for range cap(statuses) {
+			go func() {
+				r, err := svc.Apply(context.Background(), "/events", e)
+				assert.NoError(t, err)
+				statuses <- r.Status
+			}()
+		}
+		got := map[string]int{}
+		for range cap(statuses) {
+			got[<-statuses]++
+		}
+		assert.Equal(t, cap(statuses)-1, got[ingest.StatusDuplicate], "%s: %v", e.ProviderEventID, got)
+		last, err := store.LastPosition(context.Background())
+		require.NoError(t, err)
+		assert.LessOrEqual(t, last, int64(1))
+	}
+}
+
+func TestApplyFailsOnWhatTheDecoderShouldHaveRefused(t *testing.T) {
+	t.Parallel()
+	svc, c, _ := newService(t)
+	_, err := svc.Apply(context.Background(), "/events", ingest.Event{Source: "s", ProviderEventID: "e1", Kind: ingest.KindCreated})
+	assert.ErrorIs(t, err, userhook.ErrInvalid, "a user id is required")
+	assert.Empty(t, c.duplicates)
+	assert.Empty(t, c.ignored)
+}
+
+func TestKey(t *testing.T) {
+	t.Parallel()
+	a := ingest.Event{Source: "s", ProviderEventID: "1"}
+	assert.Equal(t, a.Key(), ingest.Event{Source: "s", ProviderEventID: "1", ID: "other", UserID: "u"}.Key(),
+		"only the source and the provider's id make the key")
+	assert.NotEqual(t, a.Key(), ingest.Event{Source: "s\n1", ProviderEventID: ""}.Key())
+	assert.NotEqual(t, a.Key(), ingest.Event{Source: "t", ProviderEventID: "1"}.Key())
+	assert.Regexp(t, `^ce_[0-9a-f]{32}$`, a.Key())
+	assert.Empty(t, ingest.Event{UserID: "u", Kind: ingest.KindEnsured}.Key())
+}
+
+func TestKinds(t *testing.T) {
+	t.Parallel()
+	for _, k := range []ingest.Kind{ingest.KindCreated, ingest.KindUpdated, ingest.KindDeleted, ingest.KindEmailVerified, ingest.KindEnsured} {
+		assert.True(t, k.Applies(), k)
+		assert.Equal(t, "u1", ingest.Event{UserID: "u1", Kind: k}.Command().StreamID())
+	}
+	assert.False(t, ingest.Kind("").Applies())
+	assert.False(t, ingest.Kind("organization_created").Applies())
+}
