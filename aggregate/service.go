@@ -22,6 +22,7 @@ type Service struct {
 	store eventstore.Store
 	now   func() time.Time
 	cache *stateCache
+	known *knownUsers
 }
 
 // CacheStates keeps the state of up to max users in memory, so that a decision, and a repeat call that
@@ -29,6 +30,16 @@ type Service struct {
 func (s *Service) CacheStates(max int) {
 	if max > 0 {
 		s.cache = newStateCache(max)
+	}
+}
+
+// GuessNew has a user this process has not seen lately assumed new, appended without a read of its stream:
+// the common case of a user's first event then costs no read. It is safe with several writers on one store,
+// unlike CacheStates: the store refuses the guess (a version conflict) when the stream exists, and the state
+// is then read. max bounds the ids remembered as existing (whose events are decided from a read, as always).
+func (s *Service) GuessNew(max int) {
+	if max > 0 {
+		s.known = newKnownUsers(max)
 	}
 }
 
@@ -77,7 +88,7 @@ func (s *Service) Execute(ctx context.Context, cmd Command, opt Options) (Result
 	// With the cache, a user it does not hold is first assumed new: that saves a new user (the common case
 	// of a first login) the read of its empty stream. The guess is only ever trusted to append: the store's
 	// unique (stream, version) index refuses it for a user that exists, and then the stream is read.
-	guess := s.cache != nil
+	guess := s.cache != nil || s.known != nil && !s.known.has(id)
 	for attempt := 1; ; attempt++ {
 		u, ids, guessed, err := s.state(ctx, id, guess)
 		if err != nil {
@@ -131,6 +142,9 @@ func (s *Service) Execute(ctx context.Context, cmd Command, opt Options) (Result
 		if s.cache != nil {
 			s.cache.put(next, ids)
 		}
+		if s.known != nil {
+			s.known.add(id)
+		}
 		return Result{User: next, Events: stored}, nil
 	}
 }
@@ -176,9 +190,9 @@ func (s *Service) state(ctx context.Context, id string, guess bool) (User, []str
 		if u, ids, ok := s.cache.get(id); ok {
 			return u, ids, false, nil
 		}
-		if guess {
-			return User{ID: id}, nil, true, nil
-		}
+	}
+	if guess && (s.cache != nil || s.known != nil) {
+		return User{ID: id}, nil, true, nil
 	}
 	events, err := s.store.Load(ctx, id)
 	if err != nil {
@@ -194,6 +208,9 @@ func (s *Service) state(ctx context.Context, id string, guess bool) (User, []str
 	}
 	if s.cache != nil {
 		s.cache.put(u, ids)
+	}
+	if s.known != nil && u.Version > 0 {
+		s.known.add(id)
 	}
 	return u, ids, false, nil
 }

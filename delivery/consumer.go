@@ -54,13 +54,10 @@ type Consumer struct {
 	Wake func()
 }
 
-// Handle is the Watermill handler.
+// Handle is the Watermill handler for a broker that redelivers what was not acknowledged: it creates the
+// deliveries of the message's events in one transaction (stream.Durable).
 func (c *Consumer) Handle(msg *message.Message) error {
-	e, err := stream.EventOf(msg)
-	if err != nil {
-		return err
-	}
-	return c.Consume(msg.Context(), e)
+	return stream.Durable(c.ConsumeBatch)(msg)
 }
 
 // Consume creates the deliveries of one stored event.

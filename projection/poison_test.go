@@ -71,7 +71,9 @@ func TestPipelinePoisonsUnprocessableMessages(t *testing.T) {
 	waitCaughtUp(t, f.store, r.tracker)
 	select {
 	case msg := <-got:
-		assert.Equal(t, "ev-unknown-ghost", msg.UUID)
+		events, err := stream.EventsOf(msg)
+		require.NoError(t, err)
+		assert.Equal(t, "ev-unknown-ghost", events[0].ID, "the message that carried the unknown event")
 		assert.Equal(t, projection.UsersProjection, msg.Metadata.Get(middleware.PoisonedHandlerKey))
 		assert.Contains(t, msg.Metadata.Get(middleware.ReasonForPoisonedKey), "user.teleported.v9")
 	case <-time.After(5 * time.Second):
@@ -113,7 +115,7 @@ func TestBatcherLeavesOutUnprocessableEvents(t *testing.T) {
 	require.NoError(t, err)
 	for _, e := range events {
 		msg := message.NewMessage(e.ID, nil)
-		stream.WithEvent(msg, e)
+		stream.WithEvents(msg, []eventstore.Event{e})
 		require.NoError(t, batcher.Handle(msg))
 	}
 	waitCaughtUp(t, f.store, tracker)

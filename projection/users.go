@@ -29,14 +29,9 @@ type Users struct {
 // Applied counts the events this projection changed a row for (skipped repeats excluded).
 func (p *Users) Applied() int64 { return p.applied.Load() }
 
-// Handle is the Watermill handler.
-func (p *Users) Handle(msg *message.Message) error {
-	e, err := stream.EventOf(msg)
-	if err != nil {
-		return err
-	}
-	return p.Project(msg.Context(), e)
-}
+// Handle is the Watermill handler for a broker that redelivers what was not acknowledged: it applies the
+// message's events in one transaction (stream.Durable).
+func (p *Users) Handle(msg *message.Message) error { return stream.Durable(p.ProjectBatch)(msg) }
 
 // Project applies one stored event: skipped when the row already has its version, ErrGap when an earlier one
 // is missing, applied otherwise; the checkpoint advances with the row in one transaction.

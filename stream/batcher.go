@@ -3,6 +3,7 @@ package stream
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -71,20 +72,22 @@ func NewBatcher(cfg BatcherConfig) (*Batcher, error) {
 	return &Batcher{cfg: cfg, queue: make(chan eventstore.Event, cfg.Queue), done: make(chan struct{})}, nil
 }
 
-// Handle is the Watermill handler: it queues the message's event.
+// Handle is the Watermill handler: it queues the message's events.
 func (b *Batcher) Handle(msg *message.Message) error {
-	e, err := EventOf(msg)
+	events, err := EventsOf(msg)
 	if err != nil {
 		return err
 	}
-	select {
-	case b.queue <- e:
-		return nil
-	case <-msg.Context().Done():
-		return msg.Context().Err()
-	case <-b.done:
-		return errBatcherStopped
+	for _, e := range events {
+		select {
+		case b.queue <- e:
+		case <-msg.Context().Done():
+			return msg.Context().Err()
+		case <-b.done:
+			return errBatcherStopped
+		}
 	}
+	return nil
 }
 
 // Run applies queued events until ctx ends. A failed batch is tried again, after a pause, until it commits:
@@ -133,21 +136,59 @@ func (b *Batcher) Run(ctx context.Context) error {
 }
 
 // leaveOutUnprocessable tries each event of a failed batch on its own and returns those that are not
-// unprocessable; each unprocessable one is reported to Poison. The others are applied again with the
-// batch, which skips what is applied already.
+// unprocessable; each unprocessable one is logged and reported to Poison. The others are applied again with
+// the batch, which skips what is applied already.
 func (b *Batcher) leaveOutUnprocessable(ctx context.Context, batch []eventstore.Event) []eventstore.Event {
+	return leaveOutUnprocessable(ctx, b.cfg.Apply, batch, b.cfg.Logger, b.cfg.Poison)
+}
+
+func leaveOutUnprocessable(ctx context.Context, apply func(context.Context, []eventstore.Event) error,
+	batch []eventstore.Event, log *slog.Logger, poison func(eventstore.Event, error)) []eventstore.Event {
 	keep := batch[:0:0]
 	for _, e := range batch {
-		err := b.cfg.Apply(ctx, []eventstore.Event{e})
+		err := apply(ctx, []eventstore.Event{e})
 		if errors.Is(err, ErrUnprocessable) {
-			b.cfg.Logger.Error("an event cannot be applied and is left out", "event", e.ID, "position", e.Position,
+			log.Error("an event cannot be applied and is left out", "event", e.ID, "position", e.Position,
 				"type", e.Type, "error", err.Error())
-			if b.cfg.Poison != nil {
-				b.cfg.Poison(e, err)
+			if poison != nil {
+				poison(e, err)
 			}
 			continue
 		}
 		keep = append(keep, e)
 	}
 	return keep
+}
+
+// Durable is the handler of a consumer on a broker that redelivers what was not acknowledged (JetStream): it
+// applies the message's events in one transaction, with apply, and returns (acknowledging the message) only
+// once they committed. Any failure fails the message, which is retried and redelivered; when some of its
+// events cannot be applied at all (ErrUnprocessable), the others are applied first and the message fails with
+// ErrUnprocessable, so that after its retries it goes to the poison topic with the reason.
+func Durable(apply func(ctx context.Context, events []eventstore.Event) error) message.NoPublishHandlerFunc {
+	quiet := slog.New(slog.DiscardHandler) // the poison queue logs the message once
+	return func(msg *message.Message) error {
+		events, err := EventsOf(msg)
+		if err != nil {
+			return err
+		}
+		ctx := msg.Context()
+		err = apply(ctx, events)
+		if !errors.Is(err, ErrUnprocessable) || len(events) == 1 {
+			return err
+		}
+		var first error
+		keep := leaveOutUnprocessable(ctx, apply, events, quiet, func(_ eventstore.Event, err error) {
+			if first == nil {
+				first = err
+			}
+		})
+		if len(keep) > 0 {
+			if err := apply(ctx, keep); err != nil {
+				return err
+			}
+		}
+		return fmt.Errorf("%w: %d of the message's %d events cannot be applied; the first: %v",
+			ErrUnprocessable, len(events)-len(keep), len(events), first)
+	}
 }

@@ -2,6 +2,8 @@ package stream_test
 
 import (
 	"encoding/json"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,17 +26,48 @@ func TestMessageRoundTrip(t *testing.T) {
 	assert.Equal(t, "7", msg.Metadata.Get("position"))
 
 	// Over a network only the payload travels.
-	decoded, err := stream.EventOf(message.NewMessage(msg.UUID, msg.Payload))
+	decoded, err := stream.EventsOf(message.NewMessage(msg.UUID, msg.Payload))
 	require.NoError(t, err)
-	assert.Equal(t, e, decoded)
+	assert.Equal(t, []eventstore.Event{e}, decoded)
 
-	// In process the event rides in the context and needs no decode.
+	// In process the events ride in the context and need no decode.
 	inProcess := message.NewMessage(msg.UUID, []byte("not json"))
-	stream.WithEvent(inProcess, e)
-	got, err := stream.EventOf(inProcess)
+	stream.WithEvents(inProcess, []eventstore.Event{e})
+	got, err := stream.EventsOf(inProcess)
 	require.NoError(t, err)
-	assert.Equal(t, e, got)
+	assert.Equal(t, []eventstore.Event{e}, got)
 
-	_, err = stream.EventOf(message.NewMessage("x", []byte(`{"id":"x"}`)))
-	assert.Error(t, err, "a message that is not a stored event")
+	_, err = stream.EventsOf(message.NewMessage("x", []byte(`{"id":"x"}`)))
+	assert.ErrorIs(t, err, stream.ErrUnprocessable, "a message that is not a stored event")
+	_, err = stream.EventsOf(message.NewMessage("x", []byte(`[]`)))
+	assert.ErrorIs(t, err, stream.ErrUnprocessable, "a run of no events")
+}
+
+// TestMessagesCarryRuns: a relay's read goes out in as few messages as fit, each a run in position order,
+// bounded in events and bytes, and decodes back to the same events.
+func TestMessagesCarryRuns(t *testing.T) {
+	t.Parallel()
+	var events []eventstore.Event
+	for i := 1; i <= 2500; i++ {
+		events = append(events, eventstore.Event{ID: fmt.Sprintf("evt-%d", i), StreamID: "u1", StreamType: "UserAggregate",
+			Version: int64(i), Position: int64(i), Type: "user.updated.v1", Data: json.RawMessage(`{"name":"x"}`),
+			OccurredAt: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), RecordedAt: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)})
+	}
+	// One large event forces a cut by size.
+	events[300].Data = json.RawMessage(`{"name":"` + strings.Repeat("x", 300<<10) + `"}`)
+	msgs, err := stream.Messages(events)
+	require.NoError(t, err)
+	var got []eventstore.Event
+	for _, m := range msgs {
+		assert.LessOrEqual(t, len(m.Payload), 1<<20, "under NATS's payload limit")
+		decoded, err := stream.EventsOf(message.NewMessage(m.UUID, m.Payload))
+		require.NoError(t, err)
+		assert.LessOrEqual(t, len(decoded), 1000)
+		got = append(got, decoded...)
+	}
+	assert.Equal(t, events, got, "every event once, in order")
+	assert.Less(t, len(msgs), 10, "a few messages, not one per event")
+	again, err := stream.Messages(events)
+	require.NoError(t, err)
+	assert.Equal(t, msgs[1].UUID, again[1].UUID, "the same run has the same id: JetStream drops its second publish")
 }

@@ -37,8 +37,8 @@ func (p *poisonPublisher) Publish(topic string, msgs ...*message.Message) error 
 			reason = reason[:maxReason] + "…"
 		}
 		var position int64
-		if e, err := EventOf(msg); err == nil {
-			position = e.Position
+		if events, err := EventsOf(msg); err == nil {
+			position = events[0].Position
 		}
 		p.log.Error("a message failed every retry and went to the poison topic", "handler", handler,
 			"event", msg.UUID, "position", position, "topic", topic, "reason", reason)

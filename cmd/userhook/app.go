@@ -160,11 +160,15 @@ func (m *Main) newMetrics() *metrics.Metrics {
 }
 
 // newService is the command service. On a database that no other instance writes to, it decides from
-// states cached in memory.
+// states cached in memory; on a shared one it only guesses that a user it has not seen is new.
 func (m *Main) newService(stateCache int) *aggregate.Service {
 	svc := aggregate.NewService(m.storage.events, m.Now)
 	if m.backend.Peers() == nil {
 		svc.CacheStates(stateCache)
+	} else {
+		// Other instances write too: no state is trusted from memory, but a user not seen lately is
+		// first assumed new, which the store's unique version corrects.
+		svc.GuessNew(stateCache)
 	}
 	return svc
 }

@@ -130,18 +130,18 @@ func (s *Store) commit(batch []*eventstore.Pending) error {
 		ctx, cancel = context.WithTimeout(ctx, s.db.Timeout)
 		defer cancel()
 	}
-	tx, err := s.db.Pool.Begin(ctx)
+	conn, err := s.db.Pool.Acquire(ctx)
 	if err != nil {
-		return fmt.Errorf("eventstore/postgres: begin: %w", err)
+		return fmt.Errorf("eventstore/postgres: connect: %w", err)
 	}
-	defer func() { _ = tx.Rollback(ctx) }()
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, appendLock); err != nil {
-		return fmt.Errorf("eventstore/postgres: lock: %w", err)
-	}
-	var last int64
-	if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(position), 0) FROM events`).Scan(&last); err != nil {
-		return fmt.Errorf("eventstore/postgres: last position: %w", err)
-	}
+	defer conn.Release()
+	committed := false
+	defer func() {
+		if !committed {
+			// Whatever failed, the transaction is not left open on a pooled connection.
+			_, _ = conn.Exec(context.WithoutCancel(ctx), `ROLLBACK`)
+		}
+	}()
 	streams := make([]string, 0, len(batch))
 	var ids []string
 	for _, r := range batch {
@@ -150,39 +150,63 @@ func (s *Store) commit(batch []*eventstore.Pending) error {
 			ids = append(ids, e.ID)
 		}
 	}
+	// First round trip: open the transaction, take the append lock, and read what the checks need.
+	var first pgx.Batch
+	first.Queue(`BEGIN`)
+	first.Queue(`SELECT pg_advisory_xact_lock($1)`, appendLock)
+	first.Queue(`SELECT COALESCE(MAX(position), 0) FROM events`)
+	first.Queue(`SELECT stream_id, MAX(version) FROM events WHERE stream_id = ANY($1) GROUP BY stream_id`, streams)
+	first.Queue(`SELECT event_id FROM events WHERE event_id = ANY($1)`, ids)
+	res := conn.SendBatch(ctx, &first)
+	var last int64
 	versions := map[string]int64{}
-	rows, err := tx.Query(ctx, `SELECT stream_id, MAX(version) FROM events WHERE stream_id = ANY($1) GROUP BY stream_id`, streams)
-	if err != nil {
-		return fmt.Errorf("eventstore/postgres: versions: %w", err)
-	}
-	for rows.Next() {
-		var id string
-		var v int64
-		if err := rows.Scan(&id, &v); err != nil {
-			rows.Close()
-			return err
-		}
-		versions[id] = v
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
 	stored := map[string]bool{}
-	rows, err = tx.Query(ctx, `SELECT event_id FROM events WHERE event_id = ANY($1)`, ids)
-	if err != nil {
-		return fmt.Errorf("eventstore/postgres: ids: %w", err)
-	}
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return err
+	err = func() error {
+		if _, err := res.Exec(); err != nil {
+			return fmt.Errorf("eventstore/postgres: begin: %w", err)
 		}
-		stored[id] = true
+		if _, err := res.Exec(); err != nil {
+			return fmt.Errorf("eventstore/postgres: lock: %w", err)
+		}
+		if err := res.QueryRow().Scan(&last); err != nil {
+			return fmt.Errorf("eventstore/postgres: last position: %w", err)
+		}
+		rows, err := res.Query()
+		if err != nil {
+			return fmt.Errorf("eventstore/postgres: versions: %w", err)
+		}
+		for rows.Next() {
+			var id string
+			var v int64
+			if err := rows.Scan(&id, &v); err != nil {
+				rows.Close()
+				return err
+			}
+			versions[id] = v
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("eventstore/postgres: versions: %w", err)
+		}
+		rows, err = res.Query()
+		if err != nil {
+			return fmt.Errorf("eventstore/postgres: ids: %w", err)
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return err
+			}
+			stored[id] = true
+		}
+		rows.Close()
+		return rows.Err()
+	}()
+	if cerr := res.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("eventstore/postgres: %w", cerr)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	if err != nil {
 		return err
 	}
 
@@ -248,23 +272,40 @@ func (s *Store) commit(batch []*eventstore.Pending) error {
 		versions[r.Stream] = current + int64(len(r.Events))
 		r.Out = out
 	}
-	if len(cols.pos) == 0 {
-		return tx.Commit(ctx)
-	}
-	if _, err := tx.Exec(ctx, `INSERT INTO events
+	// Second round trip: the batch's events, the announcement to other instances, and the commit.
+	var second pgx.Batch
+	if len(cols.pos) > 0 {
+		second.Queue(`INSERT INTO events
 		(position, event_id, stream_id, stream_type, version, type, data, metadata, occurred_at, recorded_at)
 		SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::bytea[],
 		                     $8::text[], $9::bigint[], $10::bigint[])`,
-		cols.pos, cols.id, cols.stream, cols.streamType, cols.version, cols.typ, cols.data, cols.meta,
-		cols.occurred, cols.recorded); err != nil {
-		return fmt.Errorf("eventstore/postgres: insert: %w", err)
+			cols.pos, cols.id, cols.stream, cols.streamType, cols.version, cols.typ, cols.data, cols.meta,
+			cols.occurred, cols.recorded)
+		second.Queue(`SELECT pg_notify($1, '')`, channel)
 	}
-	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, '')`, channel); err != nil {
-		return fmt.Errorf("eventstore/postgres: notify: %w", err)
+	second.Queue(`COMMIT`)
+	res = conn.SendBatch(ctx, &second)
+	err = func() error {
+		if len(cols.pos) > 0 {
+			if _, err := res.Exec(); err != nil {
+				return fmt.Errorf("eventstore/postgres: insert: %w", err)
+			}
+			if _, err := res.Exec(); err != nil {
+				return fmt.Errorf("eventstore/postgres: notify: %w", err)
+			}
+		}
+		if _, err := res.Exec(); err != nil {
+			return fmt.Errorf("eventstore/postgres: commit: %w", err)
+		}
+		return nil
+	}()
+	if cerr := res.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("eventstore/postgres: commit: %w", cerr)
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("eventstore/postgres: commit: %w", err)
+	if err != nil {
+		return err
 	}
+	committed = true
 	return nil
 }
 
