@@ -188,8 +188,7 @@ func (m *Main) startStream(ctx context.Context, cfg Config, natsURL string) (err
 	if peers := m.backend.Peers(); peers != nil {
 		// Several instances: one relay between them, and every instance's reads follow every commit.
 		pcfg.Lead = peers.Lead
-		var stop func()
-		m.users.Committed, stop = peers.Follow(ctx, m.tracker, m.log)
+		stop := peers.Follow(ctx, m.tracker, m.log)
 		m.closers = append(m.closers, func() error { stop(); return nil })
 	}
 	if m.bus, err = openBus(natsURL, cfg.NATSNamespace, m.log); err != nil {

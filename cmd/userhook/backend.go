@@ -60,9 +60,9 @@ type peers interface {
 	// Lead blocks until this instance leads the relay, and returns a context that ends when it no longer
 	// does (stream.PipelineConfig.Lead).
 	Lead(ctx context.Context) (context.Context, error)
-	// Follow advances tracker from the read-model commits of every instance until stop is called, and
-	// returns how this instance announces its own (projection.Users.Committed).
-	Follow(ctx context.Context, tracker *projection.Tracker, log *slog.Logger) (announce func(context.Context, int64), stop func())
+	// Follow advances tracker from the read-model commits of every instance (the read model announces each
+	// of its commits in the commit itself) until stop is called.
+	Follow(ctx context.Context, tracker *projection.Tracker, log *slog.Logger) (stop func())
 }
 
 // openBackend opens the configured database, creating and migrating it as needed.

@@ -52,9 +52,12 @@ func openPostgres(ctx context.Context, url string, timeout time.Duration) (_ *po
 	if b.keys, err = apikeypg.New(ctx, b.db); err != nil {
 		return nil, err
 	}
-	if b.reads, err = projpg.New(ctx, b.db); err != nil {
+	reads, err := projpg.New(ctx, b.db)
+	if err != nil {
 		return nil, err
 	}
+	reads.AnnounceCommits(readModelChannel)
+	b.reads = reads
 	if b.hooks, err = deliverypg.New(ctx, b.db); err != nil {
 		return nil, err
 	}
@@ -129,9 +132,9 @@ func (b *postgresBackend) Lead(ctx context.Context) (context.Context, error) {
 // readModelChannel announces the users projection's commits to every instance's readers.
 const readModelChannel = "userhook_readmodel"
 
-// Follow advances tracker from the projection commits of every instance (LISTEN), and once from the saved
-// checkpoint; announce tells the other instances of this one's commits (NOTIFY).
-func (b *postgresBackend) Follow(ctx context.Context, tracker *projection.Tracker, log *slog.Logger) (announce func(context.Context, int64), stop func()) {
+// Follow advances tracker from the projection commits of every instance (LISTEN on the channel the read
+// model NOTIFYs in each commit), and once from the saved checkpoint.
+func (b *postgresBackend) Follow(ctx context.Context, tracker *projection.Tracker, log *slog.Logger) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
@@ -148,12 +151,7 @@ func (b *postgresBackend) Follow(ctx context.Context, tracker *projection.Tracke
 			}
 		}
 	}()
-	announce = func(ctx context.Context, position int64) {
-		if _, err := b.db.Pool.Exec(ctx, `SELECT pg_notify($1, $2)`, readModelChannel, strconv.FormatInt(position, 10)); err != nil {
-			log.Warn("announcing a read-model commit failed", "error", err.Error())
-		}
-	}
-	return announce, func() { cancel(); <-done }
+	return func() { cancel(); <-done }
 }
 
 // listen advances tracker from the notifications on readModelChannel until the connection fails or ctx ends.

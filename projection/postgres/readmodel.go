@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -36,7 +37,10 @@ var Migrations embed.FS
 var _ projection.ReadModel = (*ReadModel)(nil)
 
 // ReadModel is the PostgreSQL users table and checkpoints table.
-type ReadModel struct{ db *postgresdb.DB }
+type ReadModel struct {
+	db       *postgresdb.DB
+	announce string // the NOTIFY channel of every commit, when set
+}
 
 // New migrates the read-model tables of db and returns the read model on them.
 func New(ctx context.Context, db *postgresdb.DB) (*ReadModel, error) {
@@ -87,7 +91,10 @@ func values(u aggregate.User) ([]any, error) {
 		u.Version, u.Position, projection.EmailKey(u.Email)}, nil
 }
 
-const upsertUser = `INSERT INTO users (` + writeColumns + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+// upsertUsers writes many rows in one statement, one array per column in writeColumns order.
+const upsertUsers = `INSERT INTO users (` + writeColumns + `)
+	SELECT * FROM unnest($1::text[], $2::text[], $3::boolean[], $4::text[], $5::text[], $6::text[], $7::bigint[],
+	                     $8::bigint[], $9::bigint[], $10::bigint[], $11::text[])
 	ON CONFLICT (user_id) DO UPDATE SET email = excluded.email, email_key = excluded.email_key, email_verified = excluded.email_verified,
 	name = excluded.name, status = excluded.status, profile = excluded.profile, created_at = excluded.created_at,
 	updated_at = excluded.updated_at, version = excluded.version, position = excluded.position`
@@ -137,63 +144,146 @@ func (m *ReadModel) Batch(ctx context.Context, name string, position int64, user
 	ids := slices.Clone(userIDs)
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
-	return pgx.BeginFunc(ctx, m.db.Pool, func(tx pgx.Tx) error {
-		rows := make(map[string]*aggregate.User, len(ids))
-		for _, id := range ids {
-			rows[id] = &aggregate.User{ID: id}
+	conn, err := m.db.Pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("readmodel: connect: %w", err)
+	}
+	defer conn.Release()
+	committed := false
+	defer func() {
+		if !committed {
+			_, _ = conn.Exec(context.WithoutCancel(ctx), `ROLLBACK`)
 		}
-		if len(ids) > 0 {
-			if _, err := tx.Exec(ctx, lockUsers, userLockSpace, lockKeys(ids)); err != nil {
-				return fmt.Errorf("readmodel: lock users: %w", err)
-			}
-			q, err := tx.Query(ctx, `SELECT `+userColumns+` FROM users WHERE user_id = ANY($1) ORDER BY user_id FOR UPDATE`, ids)
+	}()
+	rows := make(map[string]*aggregate.User, len(ids))
+	for _, id := range ids {
+		rows[id] = &aggregate.User{ID: id}
+	}
+	// First round trip: open the transaction, lock the users, read their rows.
+	var first pgx.Batch
+	first.Queue(`BEGIN`)
+	if len(ids) > 0 {
+		first.Queue(lockUsers, userLockSpace, lockKeys(ids))
+		first.Queue(`SELECT `+userColumns+` FROM users WHERE user_id = ANY($1) ORDER BY user_id FOR UPDATE`, ids)
+	}
+	res := conn.SendBatch(ctx, &first)
+	err = func() error {
+		if _, err := res.Exec(); err != nil {
+			return fmt.Errorf("readmodel: begin: %w", err)
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		if _, err := res.Exec(); err != nil {
+			return fmt.Errorf("readmodel: lock users: %w", err)
+		}
+		q, err := res.Query()
+		if err != nil {
+			return fmt.Errorf("readmodel: read: %w", err)
+		}
+		defer q.Close()
+		for q.Next() {
+			u, err := scanUser(q)
 			if err != nil {
 				return fmt.Errorf("readmodel: read: %w", err)
 			}
-			for q.Next() {
-				u, err := scanUser(q)
-				if err != nil {
-					q.Close()
-					return fmt.Errorf("readmodel: read: %w", err)
-				}
-				*rows[u.ID] = u
-			}
-			if err := q.Err(); err != nil {
-				return fmt.Errorf("readmodel: read: %w", err)
-			}
+			*rows[u.ID] = u
 		}
-		changed, err := fn(rows)
-		if err != nil {
+		return q.Err()
+	}()
+	if cerr := res.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("readmodel: read: %w", cerr)
+	}
+	if err != nil {
+		return err
+	}
+	changed, err := fn(rows)
+	if err != nil {
+		return err
+	}
+	// Second round trip: every changed row in one statement, the checkpoint, the announcement, the commit.
+	var cols rowColumns
+	for _, id := range changed {
+		u, ok := rows[id]
+		if !ok {
+			return fmt.Errorf("readmodel: %s is reported changed but was not read", id)
+		}
+		if err := cols.add(*u); err != nil {
 			return err
 		}
-		// The upserts and the checkpoint go to the server in one round trip.
-		var b pgx.Batch
-		for _, id := range changed {
-			u, ok := rows[id]
-			if !ok {
-				return fmt.Errorf("readmodel: %s is reported changed but was not read", id)
-			}
-			vals, err := values(*u)
-			if err != nil {
-				return err
-			}
-			b.Queue(upsertUser, vals...)
-		}
-		b.Queue(upsertCheckpoint, name, position)
-		res := tx.SendBatch(ctx, &b)
-		for _, id := range changed {
+	}
+	var second pgx.Batch
+	if len(changed) > 0 {
+		second.Queue(upsertUsers, cols.args()...)
+	}
+	second.Queue(upsertCheckpoint, name, position)
+	if m.announce != "" {
+		second.Queue(`SELECT pg_notify($1, $2)`, m.announce, strconv.FormatInt(position, 10))
+	}
+	second.Queue(`COMMIT`)
+	res = conn.SendBatch(ctx, &second)
+	err = func() error {
+		if len(changed) > 0 {
 			if _, err := res.Exec(); err != nil {
-				_ = res.Close()
-				return fmt.Errorf("readmodel: write %s: %w", id, err)
+				return fmt.Errorf("readmodel: write: %w", err)
 			}
 		}
 		if _, err := res.Exec(); err != nil {
-			_ = res.Close()
 			return fmt.Errorf("readmodel: checkpoint: %w", err)
 		}
-		return res.Close()
-	})
+		if m.announce != "" {
+			if _, err := res.Exec(); err != nil {
+				return fmt.Errorf("readmodel: announce: %w", err)
+			}
+		}
+		if _, err := res.Exec(); err != nil {
+			return fmt.Errorf("readmodel: commit: %w", err)
+		}
+		return nil
+	}()
+	if cerr := res.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("readmodel: commit: %w", cerr)
+	}
+	if err != nil {
+		return err
+	}
+	committed = true
+	return nil
 }
+
+// rowColumns are rows as the column arrays upsertUsers takes, in writeColumns order.
+type rowColumns struct {
+	id, email, name, status, profile, emailKey []string
+	verified                                   []bool
+	created, updated, version, position        []int64
+}
+
+func (c *rowColumns) add(u aggregate.User) error {
+	vals, err := values(u)
+	if err != nil {
+		return err
+	}
+	c.id = append(c.id, vals[0].(string))
+	c.email = append(c.email, vals[1].(string))
+	c.verified = append(c.verified, vals[2].(bool))
+	c.name = append(c.name, vals[3].(string))
+	c.status = append(c.status, vals[4].(string))
+	c.profile = append(c.profile, vals[5].(string))
+	c.created = append(c.created, vals[6].(int64))
+	c.updated = append(c.updated, vals[7].(int64))
+	c.version = append(c.version, vals[8].(int64))
+	c.position = append(c.position, vals[9].(int64))
+	c.emailKey = append(c.emailKey, vals[10].(string))
+	return nil
+}
+
+func (c *rowColumns) args() []any {
+	return []any{c.id, c.email, c.verified, c.name, c.status, c.profile, c.created, c.updated, c.version, c.position, c.emailKey}
+}
+
+// AnnounceCommits has every Batch notify channel, in its transaction, with the position it committed: other
+// instances' readers LISTEN to it to advance their trackers. One notification per batch, sent on commit.
+func (m *ReadModel) AnnounceCommits(channel string) { m.announce = channel }
 
 // Checkpoint implements stream.Checkpoints.
 func (m *ReadModel) Checkpoint(ctx context.Context, name string) (int64, error) {
