@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -63,9 +64,18 @@ func (e *unsupportedMedia) Error() string {
 
 // errorHandler renders every error of every route in the documented shape. Only unexpected errors are
 // logged, with the request id; their text never reaches the client.
+// statusClientClosed is what a request whose client went away is recorded with.
+const statusClientClosed = 499
+
 func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 	return func(err error, c echo.Context) {
 		if c.Response().Committed {
+			return
+		}
+		if errors.Is(err, context.Canceled) && c.Request().Context().Err() != nil {
+			// The client went away before the answer: nothing failed on our side and nobody reads a body.
+			// 499 (nginx's "client closed request") keeps it apart from 500 in the access log and metrics.
+			c.Response().WriteHeader(statusClientClosed)
 			return
 		}
 		body := ErrorBody{RequestID: requestID(c)}

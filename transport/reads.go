@@ -151,6 +151,9 @@ func (s *Server) consistent(allowed ...string) echo.MiddlewareFunc {
 				pos, err := tracker.WaitFor(ctx, want)
 				cancel()
 				c.Response().Header().Set("X-Projection-Position", strconv.FormatInt(pos, 10))
+				if err != nil && c.Request().Context().Err() != nil {
+					return c.Request().Context().Err() // the client left
+				}
 				if err != nil {
 					c.Response().Header().Set("Retry-After", "1")
 					return userhook.Errorf(userhook.ErrUnavailable, "the read model has applied position %d, not yet %d", pos, want)

@@ -100,3 +100,21 @@ func TestBinaryDataFilesMadePrivateOnUpgrade(t *testing.T) {
 		}
 	}
 }
+
+// TestClientThatLeavesIsNoServerError: a client that gives up while its request waits (here for a position
+// the read model will not reach) is recorded as 499, not as a 500 with an error in the log.
+func TestClientThatLeavesIsNoServerError(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, testConfig(t))
+	req, err := http.NewRequest(http.MethodGet, s.URL+"/users/auth0%7Cnobody?minPosition=1000000", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+token(t))
+	req.Header.Set("X-API-Key", readKey)
+	client := &http.Client{Timeout: 200 * time.Millisecond}
+	_, err = client.Do(req)
+	require.Error(t, err, "the client gave up")
+	require.Eventually(t, func() bool {
+		return strings.Contains(string(s.do(http.MethodGet, "/metrics", "").Body), `code="499",method="GET",route="/users/:id"`)
+	}, 10*time.Second, 50*time.Millisecond, "the request is recorded as 499")
+	assert.NotContains(t, s.logs.String(), `"request failed"`, "nothing failed on the server's side")
+}
