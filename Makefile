@@ -4,7 +4,7 @@ BIN       ?= bin/userhook
 GOFLAGS   ?=
 export CGO_ENABLED = 1
 
-.PHONY: run build test test-crash test-integration bench lint fmt vet clean
+.PHONY: run build test test-crash test-integration bench bench-scaleout bench-tools lint fmt vet clean
 
 ## run: serve on the embedded default (SQLite file in ./data, in-process Watermill) with --dev credentials
 run: build
@@ -29,12 +29,23 @@ test-integration:
 	USERHOOK_TEST_NATS=$${USERHOOK_TEST_NATS:-nats://127.0.0.1:4222} \
 	$(GO) test -count=1 -timeout 15m -run Integration ./...
 
-## bench: the load benchmark against the real binary (C0, C1, userhook; wrk installed if missing), then Go benchmarks
-bench: build
+# The scale-out part of the bench runs on these servers (this machine's by default); it is skipped, with a
+# message, when one cannot be reached.
+BENCH_SERVERS = USERHOOK_BENCH_POSTGRES=$${USERHOOK_BENCH_POSTGRES:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable} \
+	USERHOOK_BENCH_NATS=$${USERHOOK_BENCH_NATS:-nats://127.0.0.1:4222}
+
+## bench: the load benchmark against the real binary (C0, C1, userhook embedded; the replay; the scale-out part on PostgreSQL + NATS JetStream with C2-PG; wrk installed if missing), then Go benchmarks
+bench: build bench-tools
+	$(BENCH_SERVERS) ./bin/userhook-bench --bin $(BIN) $(BENCHFLAGS)
+	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./eventstore/... ./aggregate/... ./transport/... | tee bin/bench-go.txt
+
+## bench-scaleout: the scale-out part of the bench only (C2-PG, userhook on PostgreSQL + JetStream, one and two instances, embedded beside)
+bench-scaleout: build bench-tools
+	$(BENCH_SERVERS) ./bin/userhook-bench --bin $(BIN) --only scaleout $(BENCHFLAGS)
+
+bench-tools:
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) || (echo "install wrk" && exit 1)
 	$(GO) build -o bin/userhook-bench ./cmd/userhook-bench
-	./bin/userhook-bench --bin $(BIN) $(BENCHFLAGS)
-	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./eventstore/... ./aggregate/... ./transport/... | tee bin/bench-go.txt
 
 ## lint: vet plus a gofmt check
 lint: vet

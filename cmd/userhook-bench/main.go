@@ -1,9 +1,13 @@
 // Command userhook-bench is the load benchmark behind `make bench`: it starts the comparison servers C0 and
 // C1 and the real userhook binary on loopback, drives each with wrk at the same concurrency, side by side in
 // every round, and prints req/s, p50 and p99 with the ratios the performance targets are stated in, plus the
-// projection lag under load and the replay rate against SQLite's raw scan of the same events table.
+// projection lag under load and the replay rate against SQLite's raw scan of the same events table. Its
+// scale-out part (scaleout.go) measures userhook on PostgreSQL + NATS JetStream, one instance and two, against
+// C2-PG (c2pg.go) and beside the embedded default, with the consumers' catch-up and the CPU per event of
+// userhook, PostgreSQL and NATS; it is skipped, with a message, when either server cannot be reached.
 //
 //	userhook-bench --bin bin/userhook [--rounds 3] [--duration 8s] [--conns 64] [--replay-users 100000]
+//	               [--only load|replay|scaleout] [--postgres URL] [--nats URL] [--catchup-limit 120s]
 package main
 
 import (
@@ -23,6 +27,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -59,13 +64,25 @@ func main() {
 	}
 }
 
-// ceiling serves C0 or C1 until killed.
+// ceiling serves C0, C1 or C2-PG (level 2, on the PostgreSQL of --postgres) until killed.
 func ceiling(args []string) error {
 	fs := flag.NewFlagSet("ceiling", flag.ExitOnError)
-	level := fs.Int("level", 0, "0 or 1")
+	level := fs.Int("level", 0, "0, 1 or 2 (C2-PG)")
 	addr := fs.String("addr", "127.0.0.1:0", "listen address")
+	pg := fs.String("postgres", "", "PostgreSQL URL of C2-PG (level 2)")
 	_ = fs.Parse(args)
-	srv := &http.Server{Addr: *addr, Handler: transport.Ceiling(*level, []byte(secret), apiKey), ReadHeaderTimeout: 10 * time.Second}
+	handler := transport.Ceiling(*level, []byte(secret), apiKey)
+	if *level == 2 {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		h, closeFn, err := ceilingPG(ctx, *pg)
+		cancel()
+		if err != nil {
+			return err
+		}
+		defer closeFn()
+		handler = h
+	}
+	srv := &http.Server{Addr: *addr, Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	return srv.ListenAndServe()
 }
 
@@ -78,6 +95,9 @@ type config struct {
 	replayPerUser int
 	replayProfile string
 	work          string
+	postgres      string // the scale-out part's PostgreSQL server (a database URL)
+	nats          string // and its NATS JetStream server
+	scaleLimit    time.Duration
 }
 
 func run() error {
@@ -88,9 +108,23 @@ func run() error {
 	flag.IntVar(&c.conns, "conns", 64, "wrk connections")
 	flag.IntVar(&c.replayUsers, "replay-users", 100000, "users in the replay store")
 	flag.IntVar(&c.replayPerUser, "replay-events-per-user", 10, "events per user in the replay store")
-	only := flag.String("only", "", "run one part only: load or replay")
+	only := flag.String("only", "", "run one part only: load, replay or scaleout")
 	flag.StringVar(&c.replayProfile, "replay-cpuprofile", "", "write a CPU profile of the first replay to this file")
+	flag.StringVar(&c.postgres, "postgres", os.Getenv("USERHOOK_BENCH_POSTGRES"),
+		"PostgreSQL server of the scale-out part, a postgres:// URL (default $USERHOOK_BENCH_POSTGRES; the part is skipped without it)")
+	flag.StringVar(&c.nats, "nats", os.Getenv("USERHOOK_BENCH_NATS"),
+		"NATS JetStream server of the scale-out part, a nats:// URL (default $USERHOOK_BENCH_NATS; the part is skipped without it)")
+	flag.DurationVar(&c.scaleLimit, "catchup-limit", 120*time.Second, "how long the scale-out part waits for the consumers to catch up after a load")
 	flag.Parse()
+	switch *only {
+	case "", "load", "replay", "scaleout":
+	default:
+		return fmt.Errorf("--only %q: load, replay or scaleout", *only)
+	}
+	load, replay, scale := *only == "" || *only == "load", *only == "" || *only == "replay", *only == "" || *only == "scaleout"
+	// An interrupt ends the run through its error paths, so that processes, schemas and streams are cleaned up.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	if _, err := exec.LookPath("wrk"); err != nil {
 		return errors.New("wrk is not installed (make bench installs it: apt-get install -y wrk)")
 	}
@@ -114,7 +148,7 @@ func run() error {
 		c.rounds, c.duration, c.conns, cpus())
 	samples := map[string][]result{}
 	var lags []time.Duration
-	for round := 1; round <= c.rounds && *only != "replay"; round++ {
+	for round := 1; round <= c.rounds && load; round++ {
 		fmt.Fprintf(os.Stderr, "round %d/%d\n", round, c.rounds)
 		rs, lag, err := c.round(round)
 		if err != nil {
@@ -126,13 +160,21 @@ func run() error {
 		lags = append(lags, lag)
 	}
 	var rep replayResult
-	if *only != "load" {
+	if replay {
 		fmt.Fprintln(os.Stderr, "replay")
 		if rep, err = c.replay(); err != nil {
 			return err
 		}
 	}
-	report(c, samples, lags, rep, *only)
+	if load || replay {
+		report(c, samples, lags, rep, load, replay)
+	}
+	if scale {
+		if load || replay {
+			fmt.Println()
+		}
+		return c.scaleout(ctx)
+	}
 	return nil
 }
 
@@ -143,12 +185,21 @@ type result struct {
 	Errors     int64   `json:"errors"`
 	P50US      float64 `json:"p50_us"`
 	P99US      float64 `json:"p99_us"`
+	// StatusErrors are the responses with a status of 400 or more (wrk counts them in Requests too).
+	StatusErrors int64 `json:"status_errors"`
+	// cpu is wrk's own CPU time.
+	cpu time.Duration
 }
 
 func (r result) rps() float64 { return float64(r.Requests) / (float64(r.DurationUS) / 1e6) }
 
 func (c config) wrk(url, script string, env ...string) (result, error) {
-	cmd := exec.Command("wrk", "-t2", "-c"+strconv.Itoa(c.conns), "-d"+c.duration.String(), "--timeout", "5s",
+	return c.wrkRun(context.Background(), url, script, c.conns, env...)
+}
+
+// wrkRun runs wrk with conns connections for c.duration; ending ctx kills it.
+func (c config) wrkRun(ctx context.Context, url, script string, conns int, env ...string) (result, error) {
+	cmd := exec.CommandContext(ctx, "wrk", "-t2", "-c"+strconv.Itoa(conns), "-d"+c.duration.String(), "--timeout", "5s",
 		"-s", filepath.Join(c.work, script), url)
 	cmd.Env = append(os.Environ(), env...)
 	var out bytes.Buffer
@@ -162,6 +213,7 @@ func (c config) wrk(url, script string, env ...string) (result, error) {
 			if err := json.Unmarshal([]byte(line), &r); err != nil {
 				return result{}, err
 			}
+			r.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 			return r, nil
 		}
 	}
@@ -171,7 +223,6 @@ func (c config) wrk(url, script string, env ...string) (result, error) {
 type proc struct {
 	cmd *exec.Cmd
 	url string
-	log *bytes.Buffer
 }
 
 func freeAddr() string {
@@ -184,12 +235,17 @@ func freeAddr() string {
 }
 
 func start(bin string, args, env []string) (*proc, error) {
+	return startTo(bin, args, env, io.Discard)
+}
+
+// startTo starts bin with its output written to log and waits until it listens.
+func startTo(bin string, args, env []string, log io.Writer) (*proc, error) {
 	addr := freeAddr()
 	cmd := exec.Command(bin, append(args, "--addr", addr)...)
 	cmd.Env = append(os.Environ(), env...)
-	p := &proc{cmd: cmd, url: "http://" + addr, log: &bytes.Buffer{}}
-	cmd.Stderr = io.Discard
-	cmd.Stdout = io.Discard
+	p := &proc{cmd: cmd, url: "http://" + addr}
+	cmd.Stderr = log
+	cmd.Stdout = log
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -481,6 +537,13 @@ func rawScan(path string) (float64, error) {
 	return float64(n) / time.Since(start).Seconds(), nil
 }
 
+func met(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "NOT met"
+}
+
 func median(xs []float64) float64 {
 	if len(xs) == 0 {
 		return 0
@@ -508,7 +571,7 @@ func cpus() int {
 	return n
 }
 
-func report(c config, samples map[string][]result, lags []time.Duration, rep replayResult, only string) {
+func report(c config, samples map[string][]result, lags []time.Duration, rep replayResult, load, replay bool) {
 	med := func(name string, f func(result) float64) float64 {
 		var xs []float64
 		for _, r := range samples[name] {
@@ -521,13 +584,6 @@ func report(c config, samples map[string][]result, lags []time.Duration, rep rep
 	p99 := func(n string) float64 { return med(n, func(r result) float64 { return r.P99US / 1000 }) }
 	errs := func(n string) float64 { return med(n, func(r result) float64 { return float64(r.Errors) }) }
 
-	load, replay := only != "replay", only != "load"
-	met := func(ok bool) string {
-		if ok {
-			return "met"
-		}
-		return "NOT met"
-	}
 	if !load {
 		scan, rate := median(rep.scanRate), median(rep.rate)
 		var rss []float64

@@ -155,7 +155,10 @@ func (s *Store) commit(batch []*eventstore.Pending) error {
 	first.Queue(`BEGIN`)
 	first.Queue(`SELECT pg_advisory_xact_lock($1)`, appendLock)
 	first.Queue(`SELECT COALESCE(MAX(position), 0) FROM events`)
-	first.Queue(`SELECT stream_id, MAX(version) FROM events WHERE stream_id = ANY($1) GROUP BY stream_id`, streams)
+	// One index probe per stream (the newest version of (stream_id, version)), whatever the planner knows of
+	// the table; streams without events come back 0.
+	first.Queue(`SELECT s.id, COALESCE((SELECT MAX(version) FROM events WHERE stream_id = s.id), 0)
+		FROM unnest($1::text[]) AS s(id)`, streams)
 	first.Queue(`SELECT event_id FROM events WHERE event_id = ANY($1)`, ids)
 	res := conn.SendBatch(ctx, &first)
 	var last int64

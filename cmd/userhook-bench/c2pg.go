@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+
+	"github.com/userhook/userhook/aggregate"
+	"github.com/userhook/userhook/eventstore"
+	pgstore "github.com/userhook/userhook/eventstore/postgres"
+	"github.com/userhook/userhook/internal/postgresdb"
+	"github.com/userhook/userhook/transport"
+)
+
+// c2Batch bounds the appends of one group commit, as eventstore/postgres bounds its own.
+const c2Batch = 512
+
+// ceilingPG is C2-PG, the ceiling userhook on PostgreSQL is measured against: C1's work (an HS256 bearer token
+// verified with the pinned algorithm, X-API-Key checked against a stored SHA-256 in constant time, the POST
+// /users body decoded), then the event userhook would store for a new user (the same columns, a UUIDv7 id,
+// the same metadata) group-committed into the project's events table through eventstore.NewGroupCommit: one
+// INSERT ... SELECT FROM unnest per batch, positions from a counter in Go, the 200 after the commit. No lock,
+// no reads, no outbox, no pub/sub: what PostgreSQL itself takes for this load.
+func ceilingPG(ctx context.Context, url string) (http.Handler, func(), error) {
+	db, err := postgresdb.Open(ctx, url, 10*time.Second)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := db.Migrate(ctx, pgstore.Component, pgstore.Migrations); err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	var last int64
+	if err := db.Pool.QueryRow(ctx, `SELECT COALESCE(MAX(position), 0) FROM events`).Scan(&last); err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	commit := func(batch []*eventstore.Pending) error {
+		// Only the writer's goroutine runs commit: last needs no lock.
+		ctx, cancel := context.WithTimeout(context.Background(), db.Timeout)
+		defer cancel()
+		var cols struct {
+			pos, version, occurred, recorded  []int64
+			id, stream, streamType, typ, meta []string
+			data                              [][]byte
+		}
+		now := time.Now().UTC()
+		next := last
+		for _, p := range batch {
+			out := make([]eventstore.Event, len(p.Events))
+			for i, e := range p.Events {
+				next++
+				e.StreamID, e.Version, e.Position, e.RecordedAt = p.Stream, int64(i)+1, next, now
+				meta, err := eventstore.EncodeMetadata(e.Metadata)
+				if err != nil {
+					return err
+				}
+				cols.pos = append(cols.pos, e.Position)
+				cols.id = append(cols.id, e.ID)
+				cols.stream = append(cols.stream, e.StreamID)
+				cols.streamType = append(cols.streamType, e.StreamType)
+				cols.version = append(cols.version, e.Version)
+				cols.typ = append(cols.typ, e.Type)
+				cols.data = append(cols.data, []byte(e.Data))
+				cols.meta = append(cols.meta, meta)
+				cols.occurred = append(cols.occurred, e.OccurredAt.UnixNano())
+				cols.recorded = append(cols.recorded, e.RecordedAt.UnixNano())
+				out[i] = e
+			}
+			p.Out = out
+		}
+		if _, err := db.Pool.Exec(ctx, `INSERT INTO events
+			(position, event_id, stream_id, stream_type, version, type, data, metadata, occurred_at, recorded_at)
+			SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::bytea[],
+			                     $8::text[], $9::bigint[], $10::bigint[])`,
+			cols.pos, cols.id, cols.stream, cols.streamType, cols.version, cols.typ, cols.data, cols.meta,
+			cols.occurred, cols.recorded); err != nil {
+			return fmt.Errorf("C2-PG insert: %w", err)
+		}
+		last = next
+		return nil
+	}
+	writer := eventstore.NewGroupCommit(c2Batch, commit, nil)
+
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	keyHash := sha256.Sum256([]byte(apiKey))
+	keyHex := hex.EncodeToString(keyHash[:])
+	parser := jwt.NewParser(jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired())
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	reqPrefix := "req_" + hex.EncodeToString(b) + "_"
+	var reqN atomic.Uint64
+	type response struct {
+		Success bool   `json:"success"`
+		UserID  string `json:"userId"`
+		Email   string `json:"email"`
+	}
+	e.POST("/users", func(c echo.Context) error {
+		body, err := io.ReadAll(io.LimitReader(c.Request().Body, transport.MaxBodyBytes+1))
+		if err != nil {
+			return c.NoContent(http.StatusBadRequest)
+		}
+		raw := c.Request().Header.Get("Authorization")
+		if len(raw) < 8 {
+			return c.NoContent(http.StatusUnauthorized)
+		}
+		if _, err := parser.ParseWithClaims(raw[7:], jwt.MapClaims{}, func(*jwt.Token) (any, error) { return []byte(secret), nil }); err != nil {
+			return c.NoContent(http.StatusUnauthorized)
+		}
+		sum := sha256.Sum256([]byte(c.Request().Header.Get("X-API-Key")))
+		if subtle.ConstantTimeCompare([]byte(hex.EncodeToString(sum[:])), []byte(keyHex)) != 1 {
+			return c.NoContent(http.StatusUnauthorized)
+		}
+		in, err := transport.DecodePostUsers(body)
+		if err != nil {
+			return c.NoContent(http.StatusBadRequest)
+		}
+		email := *in.Attributes.Email
+		de := aggregate.UserRegistered{Email: email}
+		data, err := aggregate.Encode(de)
+		if err != nil {
+			return c.NoContent(http.StatusInternalServerError)
+		}
+		id, err := uuid.NewV7()
+		if err != nil {
+			return c.NoContent(http.StatusInternalServerError)
+		}
+		reqID := reqPrefix + strconv.FormatUint(reqN.Add(1), 36)
+		c.Response().Header().Set(echo.HeaderXRequestID, reqID)
+		stored, err := writer.Append(c.Request().Context(), in.UserID, 0, []eventstore.Event{{
+			ID: id.String(), StreamType: aggregate.StreamType, Type: de.EventType(), Data: data,
+			Metadata:   map[string]string{"request_id": reqID, "source": "POST /users"},
+			OccurredAt: time.Now().UTC(),
+		}})
+		if err != nil {
+			return c.NoContent(http.StatusServiceUnavailable)
+		}
+		c.Response().Header().Set("X-Event-Position", strconv.FormatInt(stored[0].Position, 10))
+		return c.JSON(http.StatusOK, response{Success: true, UserID: in.UserID, Email: email})
+	})
+	return e, func() { writer.Close(); db.Close() }, nil
+}
