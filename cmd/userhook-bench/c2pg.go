@@ -2,20 +2,11 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"net/http"
-	"strconv"
-	"sync/atomic"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
-	"github.com/labstack/echo/v4"
 
 	"github.com/userhook/userhook/aggregate"
 	"github.com/userhook/userhook/eventstore"
@@ -94,62 +85,24 @@ func ceilingPG(ctx context.Context, url string) (http.Handler, func(), error) {
 	}
 	writer := eventstore.NewGroupCommit(c2Batch, commit, nil)
 
-	e := echo.New()
-	e.HideBanner, e.HidePort = true, true
-	keyHash := sha256.Sum256([]byte(apiKey))
-	keyHex := hex.EncodeToString(keyHash[:])
-	parser := jwt.NewParser(jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired())
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	reqPrefix := "req_" + hex.EncodeToString(b) + "_"
-	var reqN atomic.Uint64
-	type response struct {
-		Success bool   `json:"success"`
-		UserID  string `json:"userId"`
-		Email   string `json:"email"`
-	}
-	e.POST("/users", func(c echo.Context) error {
-		body, err := io.ReadAll(io.LimitReader(c.Request().Body, transport.MaxBodyBytes+1))
+	store := func(ctx context.Context, userID, email, requestID string) (int64, error) {
+		data, err := aggregate.Encode(aggregate.UserRegistered{Email: email})
 		if err != nil {
-			return c.NoContent(http.StatusBadRequest)
-		}
-		raw := c.Request().Header.Get("Authorization")
-		if len(raw) < 8 {
-			return c.NoContent(http.StatusUnauthorized)
-		}
-		if _, err := parser.ParseWithClaims(raw[7:], jwt.MapClaims{}, func(*jwt.Token) (any, error) { return []byte(secret), nil }); err != nil {
-			return c.NoContent(http.StatusUnauthorized)
-		}
-		sum := sha256.Sum256([]byte(c.Request().Header.Get("X-API-Key")))
-		if subtle.ConstantTimeCompare([]byte(hex.EncodeToString(sum[:])), []byte(keyHex)) != 1 {
-			return c.NoContent(http.StatusUnauthorized)
-		}
-		in, err := transport.DecodePostUsers(body)
-		if err != nil {
-			return c.NoContent(http.StatusBadRequest)
-		}
-		email := *in.Attributes.Email
-		de := aggregate.UserRegistered{Email: email}
-		data, err := aggregate.Encode(de)
-		if err != nil {
-			return c.NoContent(http.StatusInternalServerError)
+			return 0, err
 		}
 		id, err := uuid.NewV7()
 		if err != nil {
-			return c.NoContent(http.StatusInternalServerError)
+			return 0, err
 		}
-		reqID := reqPrefix + strconv.FormatUint(reqN.Add(1), 36)
-		c.Response().Header().Set(echo.HeaderXRequestID, reqID)
-		stored, err := writer.Append(c.Request().Context(), in.UserID, 0, []eventstore.Event{{
-			ID: id.String(), StreamType: aggregate.StreamType, Type: de.EventType(), Data: data,
-			Metadata:   map[string]string{"request_id": reqID, "source": "POST /users"},
+		stored, err := writer.Append(ctx, userID, 0, []eventstore.Event{{
+			ID: id.String(), StreamType: aggregate.StreamType, Type: aggregate.TypeUserRegistered, Data: data,
+			Metadata:   map[string]string{"request_id": requestID, "source": "POST /users"},
 			OccurredAt: time.Now().UTC(),
 		}})
 		if err != nil {
-			return c.NoContent(http.StatusServiceUnavailable)
+			return 0, err
 		}
-		c.Response().Header().Set("X-Event-Position", strconv.FormatInt(stored[0].Position, 10))
-		return c.JSON(http.StatusOK, response{Success: true, UserID: in.UserID, Email: email})
-	})
-	return e, func() { writer.Close(); db.Close() }, nil
+		return stored[0].Position, nil
+	}
+	return transport.Ceiling(2, []byte(secret), apiKey, store), func() { writer.Close(); db.Close() }, nil
 }

@@ -71,7 +71,7 @@ func ceiling(args []string) error {
 	addr := fs.String("addr", "127.0.0.1:0", "listen address")
 	pg := fs.String("postgres", "", "PostgreSQL URL of C2-PG (level 2)")
 	_ = fs.Parse(args)
-	handler := transport.Ceiling(*level, []byte(secret), apiKey)
+	handler := transport.Ceiling(*level, []byte(secret), apiKey, nil)
 	if *level == 2 {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		h, closeFn, err := ceilingPG(ctx, *pg)
