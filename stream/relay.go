@@ -30,6 +30,10 @@ type RelayConfig struct {
 	Poll time.Duration
 	// Namespace prefixes the topics published to.
 	Namespace string
+	// SaveEvery is how often, at most, the relay saves its checkpoint while it publishes (1 s when zero); it
+	// saves it again when it stops. A crash republishes what was published since the last save, which every
+	// consumer skips; saving after every read would cost the database a write per read.
+	SaveEvery time.Duration
 }
 
 func (c *RelayConfig) setDefaults() {
@@ -41,6 +45,9 @@ func (c *RelayConfig) setDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.SaveEvery <= 0 {
+		c.SaveEvery = time.Second
 	}
 }
 
@@ -97,6 +104,25 @@ func (r *Relay) Run(ctx context.Context) error {
 	r.running.Store(true)
 	defer r.running.Store(false)
 	r.position.Store(after)
+	saved, savedAt := after, time.Now()
+	save := func(ctx context.Context) error {
+		if after == saved {
+			return nil
+		}
+		if err := cfg.Checkpoints.SaveCheckpoint(ctx, RelayCheckpoint, after); err != nil {
+			return err
+		}
+		saved, savedAt = after, time.Now()
+		return nil
+	}
+	defer func() {
+		// What was published is saved as the relay stops, so a restart does not publish it again.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := save(ctx); err != nil {
+			log.Warn("relay could not save its checkpoint on stopping", "error", err.Error())
+		}
+	}()
 	notifier, _ := cfg.Store.(eventstore.Notifier)
 	for {
 		var committed <-chan struct{}
@@ -108,11 +134,20 @@ func (r *Relay) Run(ctx context.Context) error {
 			err = r.publish(events)
 		}
 		if err == nil && len(events) > 0 {
-			last := events[len(events)-1].Position
-			if err = cfg.Checkpoints.SaveCheckpoint(ctx, RelayCheckpoint, last); err == nil {
-				after = last
-				r.position.Store(after)
-				continue
+			after = events[len(events)-1].Position
+			r.position.Store(after)
+			if time.Since(savedAt) >= cfg.SaveEvery {
+				if err := save(ctx); err != nil && ctx.Err() == nil {
+					log.Error("relay could not save its checkpoint, retrying later", "after", after, "error", err.Error())
+				}
+			}
+			continue
+		}
+		if err == nil && ctx.Err() == nil && time.Since(savedAt) >= cfg.SaveEvery {
+			// Caught up, and the last save is old enough: the poll below brings the relay back here, so what
+			// was published is saved within SaveEvery and the poll interval after a burst ends.
+			if serr := save(ctx); serr != nil && ctx.Err() == nil {
+				log.Error("relay could not save its checkpoint, retrying later", "after", after, "error", serr.Error())
 			}
 		}
 		if ctx.Err() != nil {

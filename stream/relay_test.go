@@ -1,0 +1,87 @@
+package stream_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/userhook/userhook/eventstore"
+	"github.com/userhook/userhook/eventstore/sqlite"
+	"github.com/userhook/userhook/internal/sqlitedb/sqlitetest"
+	"github.com/userhook/userhook/stream"
+)
+
+// memCheckpoints counts the saves of the relay's checkpoint.
+type memCheckpoints struct {
+	mu    sync.Mutex
+	pos   map[string]int64
+	saves int
+}
+
+func (m *memCheckpoints) Checkpoint(_ context.Context, name string) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.pos[name], nil
+}
+
+func (m *memCheckpoints) SaveCheckpoint(_ context.Context, name string, position int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.pos[name] = max(m.pos[name], position)
+	m.saves++
+	return nil
+}
+
+// TestRelaySavesItsCheckpointSparingly: publishing many reads costs a checkpoint write per SaveEvery, not per
+// read, and what was published is saved when the relay stops.
+func TestRelaySavesItsCheckpointSparingly(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store, err := sqlite.New(ctx, sqlitetest.Open(t))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = store.Close() })
+	pubsub := gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{})
+	t.Cleanup(func() { _ = pubsub.Close() })
+	received, err := pubsub.Subscribe(ctx, stream.UsersTopic)
+	require.NoError(t, err)
+	cps := &memCheckpoints{pos: map[string]int64{}}
+	relay, err := stream.NewRelay(stream.RelayConfig{Store: store, Publisher: pubsub, Checkpoints: cps,
+		Batch: 5, SaveEvery: time.Hour, Poll: 10 * time.Millisecond})
+	require.NoError(t, err)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = relay.Run(runCtx) }()
+
+	var seen int
+	for i := range 50 {
+		_, err := store.Append(ctx, fmt.Sprintf("u%d", i), 0, eventstore.Event{ID: fmt.Sprintf("e%d", i),
+			StreamType: "UserAggregate", Type: "user.registered.v1", Data: []byte(`{}`)})
+		require.NoError(t, err)
+	}
+	for seen < 50 {
+		select {
+		case msg := <-received:
+			events, err := stream.EventsOf(msg)
+			require.NoError(t, err)
+			seen += len(events)
+			msg.Ack()
+		case <-time.After(5 * time.Second):
+			t.Fatalf("only %d of 50 events published", seen)
+		}
+	}
+	assert.Equal(t, int64(50), relay.Position())
+	cps.mu.Lock()
+	assert.Zero(t, cps.saves, "no save within SaveEvery, however many reads")
+	cps.mu.Unlock()
+	stop()
+	<-done
+	pos, _ := cps.Checkpoint(ctx, stream.RelayCheckpoint)
+	assert.Equal(t, int64(50), pos, "saved as the relay stopped")
+}
