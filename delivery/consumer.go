@@ -119,21 +119,21 @@ func (c *Consumer) ConsumeBatch(ctx context.Context, events []eventstore.Event) 
 
 // payload builds the CloudEvent with the user's state right after e.
 func (c *Consumer) payload(ctx context.Context, e eventstore.Event, typ string) ([]byte, error) {
-	stream, err := c.Events.Load(ctx, e.StreamID)
+	history, err := c.Events.Load(ctx, e.StreamID)
 	if err != nil {
 		return nil, err
 	}
 	u := aggregate.User{ID: e.StreamID}
-	for _, se := range stream {
+	for _, se := range history {
 		if se.Version > e.Version {
 			break
 		}
 		if err := u.ApplyStored(se); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w: delivery: event %s at position %d: %v", stream.ErrUnprocessable, se.ID, se.Position, err)
 		}
 	}
 	if u.Version != e.Version {
-		return nil, fmt.Errorf("delivery: stream %s has no version %d", e.StreamID, e.Version)
+		return nil, fmt.Errorf("%w: delivery: stream %s has no version %d", stream.ErrUnprocessable, e.StreamID, e.Version)
 	}
 	data := e.Data
 	if len(data) == 0 {

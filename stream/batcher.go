@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -178,9 +179,10 @@ func Durable(apply func(ctx context.Context, events []eventstore.Event) error) m
 			return err
 		}
 		var first error
-		keep := leaveOutUnprocessable(ctx, apply, events, quiet, func(_ eventstore.Event, err error) {
+		var firstAt int64
+		keep := leaveOutUnprocessable(ctx, apply, events, quiet, func(e eventstore.Event, err error) {
 			if first == nil {
-				first = err
+				first, firstAt = err, e.Position
 			}
 		})
 		if len(keep) > 0 {
@@ -188,7 +190,11 @@ func Durable(apply func(ctx context.Context, events []eventstore.Event) error) m
 				return err
 			}
 		}
-		return fmt.Errorf("%w: %d of the message's %d events cannot be applied; the first: %v",
-			ErrUnprocessable, len(events)-len(keep), len(events), first)
+		if first == nil {
+			return nil // every event applied on its own
+		}
+		msg.Metadata.Set(PoisonedPositionKey, strconv.FormatInt(firstAt, 10))
+		return fmt.Errorf("%w: %d of the message's %d events cannot be applied; the first, at position %d: %v",
+			ErrUnprocessable, len(events)-len(keep), len(events), firstAt, first)
 	}
 }

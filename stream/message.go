@@ -89,7 +89,7 @@ func Messages(events []eventstore.Event) ([]*message.Message, error) {
 		if err != nil {
 			return nil, err
 		}
-		WithEvents(msg, events[:n])
+		WithEvents(msg, events[:n:n]) // no spare capacity reaching into the next message's events
 		msgs = append(msgs, msg)
 		events = events[n:]
 	}

@@ -150,7 +150,10 @@ func (p *Pipeline) Start(ctx context.Context) error {
 	}
 	router.AddMiddleware(
 		poison,
-		middleware.Retry{MaxRetries: 5, InitialInterval: 10 * time.Millisecond, MaxInterval: time.Second, Multiplier: 2, Logger: wlog}.Middleware,
+		middleware.Retry{MaxRetries: 5, InitialInterval: 10 * time.Millisecond, MaxInterval: time.Second, Multiplier: 2, Logger: wlog,
+			// A message no retry can process goes to the poison topic at once: retrying it would only
+			// outlast the broker's ack wait and have it redelivered forever.
+			ShouldRetry: func(p middleware.RetryParams) bool { return !errors.Is(p.Err, ErrUnprocessable) }}.Middleware,
 		middleware.Recoverer,
 	)
 	p.running = map[string]*message.Handler{}

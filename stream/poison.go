@@ -3,6 +3,7 @@ package stream
 import (
 	"errors"
 	"log/slog"
+	"strconv"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
@@ -13,6 +14,9 @@ import (
 // messages go to the poison topic; every other failure (a database that is down) is retried until it
 // passes, since the message is right and the store is what a consumer recovers from.
 var ErrUnprocessable = errors.New("projection: unprocessable message")
+
+// PoisonedPositionKey is the metadata key of a poisoned run's first event that could not be applied.
+const PoisonedPositionKey = "position_poisoned"
 
 // PoisonTopic receives the messages that failed every retry of their handler, with why in their metadata
 // (Watermill's PoisonQueue keys: reason_poisoned, handler_poisoned, topic_poisoned).
@@ -39,6 +43,9 @@ func (p *poisonPublisher) Publish(topic string, msgs ...*message.Message) error 
 		var position int64
 		if events, err := EventsOf(msg); err == nil {
 			position = events[0].Position
+		}
+		if at, err := strconv.ParseInt(msg.Metadata.Get(PoisonedPositionKey), 10, 64); err == nil {
+			position = at // the event that failed, not the run's first
 		}
 		p.log.Error("a message failed every retry and went to the poison topic", "handler", handler,
 			"event", msg.UUID, "position", position, "topic", topic, "reason", reason)

@@ -85,3 +85,36 @@ func TestRelaySavesItsCheckpointSparingly(t *testing.T) {
 	pos, _ := cps.Checkpoint(ctx, stream.RelayCheckpoint)
 	assert.Equal(t, int64(50), pos, "saved as the relay stopped")
 }
+
+// TestUnprocessableMessageIsNotRetried: a message no retry can process goes to the poison topic after one
+// attempt; retrying it would outlast a broker's ack wait and have it redelivered forever.
+func TestUnprocessableMessageIsNotRetried(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store, err := sqlite.New(ctx, sqlitetest.Open(t))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = store.Close() })
+	_, err = store.Append(ctx, "u1", 0, eventstore.Event{ID: "e1", StreamType: "UserAggregate", Type: "user.registered.v1", Data: []byte(`{}`)})
+	require.NoError(t, err)
+	pubsub := gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{})
+	t.Cleanup(func() { _ = pubsub.Close() })
+	var mu sync.Mutex
+	calls, poisoned := 0, 0
+	handle := stream.Durable(func(context.Context, []eventstore.Event) error {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		return fmt.Errorf("%w: a type from a newer release", stream.ErrUnprocessable)
+	})
+	p, err := stream.NewPipeline(stream.PipelineConfig{Store: store, Checkpoints: &memCheckpoints{pos: map[string]int64{}},
+		Publisher: pubsub, Subscriber: pubsub, Durable: true,
+		Handlers: []stream.Handler{{Name: "c", Handle: handle}},
+		Poisoned: func(string, int64) { mu.Lock(); poisoned++; mu.Unlock() }})
+	require.NoError(t, err)
+	require.NoError(t, p.Start(ctx))
+	t.Cleanup(func() { _ = p.Close() })
+	assert.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return poisoned == 1 }, 5*time.Second, 10*time.Millisecond)
+	mu.Lock()
+	assert.Equal(t, 1, calls, "one attempt, no retries")
+	mu.Unlock()
+}

@@ -139,7 +139,11 @@ func (s *Store) commit(batch []*eventstore.Pending) error {
 	defer func() {
 		if !committed {
 			// Whatever failed, the transaction is not left open on a pooled connection.
-			_, _ = conn.Exec(context.WithoutCancel(ctx), `ROLLBACK`)
+			// Bounded: on a connection that stopped answering this must not hold the caller (pgxpool
+			// destroys a connection left in a transaction when it is released).
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			_, _ = conn.Exec(rctx, `ROLLBACK`)
+			cancel()
 		}
 	}()
 	streams := make([]string, 0, len(batch))

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -152,7 +153,11 @@ func (m *ReadModel) Batch(ctx context.Context, name string, position int64, user
 	committed := false
 	defer func() {
 		if !committed {
-			_, _ = conn.Exec(context.WithoutCancel(ctx), `ROLLBACK`)
+			// Bounded: on a connection that stopped answering this must not hold the caller (pgxpool
+			// destroys a connection left in a transaction when it is released).
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			_, _ = conn.Exec(rctx, `ROLLBACK`)
+			cancel()
 		}
 	}()
 	rows := make(map[string]*aggregate.User, len(ids))
@@ -203,6 +208,7 @@ func (m *ReadModel) Batch(ctx context.Context, name string, position int64, user
 	}
 	// Second round trip: every changed row in one statement, the checkpoint, the announcement, the commit.
 	var cols rowColumns
+	changed = slices.Compact(slices.Sorted(slices.Values(changed))) // one row each: ON CONFLICT may touch a row once
 	for _, id := range changed {
 		u, ok := rows[id]
 		if !ok {
