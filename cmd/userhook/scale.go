@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -198,17 +199,25 @@ func openNATS(url, namespace string, log *slog.Logger) (_ *natsBus, err error) {
 			err = fmt.Errorf("nats: %w", err)
 		}
 	}()
-	if b.publisher, err = wmnats.NewPublisher(wmnats.PublisherConfig{
-		URL:         url,
-		NatsOptions: []nats.Option{nats.Name("userhook-relay"), nats.MaxReconnects(-1)},
-		Marshaler:   &wmnats.NATSMarshaler{},
-		JetStream:   wmnats.JetStreamConfig{AutoProvision: true, TrackMsgId: true},
-	}, b.logger); err != nil {
-		return nil, err
-	}
 	if b.health, err = nats.Connect(url, nats.Name("userhook-health"), nats.MaxReconnects(-1)); err != nil {
 		return nil, err
 	}
+	js, err := b.health.JetStream()
+	if err != nil {
+		return nil, err
+	}
+	// Watermill's publisher would look the stream up before every publish (AutoProvision); the streams are
+	// made once instead, the first time a topic is published to.
+	publisher, err := wmnats.NewPublisher(wmnats.PublisherConfig{
+		URL:         url,
+		NatsOptions: []nats.Option{nats.Name("userhook-relay"), nats.MaxReconnects(-1)},
+		Marshaler:   &wmnats.NATSMarshaler{},
+		JetStream:   wmnats.JetStreamConfig{AutoProvision: false, TrackMsgId: true},
+	}, b.logger)
+	if err != nil {
+		return nil, err
+	}
+	b.publisher = &provisioningPublisher{Publisher: publisher, js: js, made: map[string]bool{}}
 	return b, nil
 }
 
@@ -274,4 +283,37 @@ func (b *natsBus) Close() error {
 		errs = append(errs, sub.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// provisioningPublisher makes a topic's JetStream stream (as Watermill's AutoProvision does: the stream named
+// after the topic, on the topic's subject) the first time the topic is published to, and again after a publish
+// failed (the stream may have been deleted), rather than looking it up before every publish.
+type provisioningPublisher struct {
+	message.Publisher
+	js   nats.JetStreamContext
+	mu   sync.Mutex
+	made map[string]bool // topics: the server's own, a fixed few
+}
+
+func (p *provisioningPublisher) Publish(topic string, msgs ...*message.Message) error {
+	p.mu.Lock()
+	made := p.made[topic]
+	p.mu.Unlock()
+	if !made {
+		if _, err := p.js.StreamInfo(topic); err != nil {
+			if _, err := p.js.AddStream(&nats.StreamConfig{Name: topic, Subjects: []string{topic}}); err != nil && !errors.Is(err, nats.ErrStreamNameAlreadyInUse) {
+				return err
+			}
+		}
+		p.mu.Lock()
+		p.made[topic] = true
+		p.mu.Unlock()
+	}
+	err := p.Publisher.Publish(topic, msgs...)
+	if err != nil {
+		p.mu.Lock()
+		delete(p.made, topic)
+		p.mu.Unlock()
+	}
+	return err
 }
