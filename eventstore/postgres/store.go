@@ -130,22 +130,11 @@ func (s *Store) commit(batch []*eventstore.Pending) error {
 		ctx, cancel = context.WithTimeout(ctx, s.db.Timeout)
 		defer cancel()
 	}
-	conn, err := s.db.Pool.Acquire(ctx)
+	tx, err := s.db.RoundTrips(ctx)
 	if err != nil {
 		return fmt.Errorf("eventstore/postgres: connect: %w", err)
 	}
-	defer conn.Release()
-	committed := false
-	defer func() {
-		if !committed {
-			// Whatever failed, the transaction is not left open on a pooled connection.
-			// Bounded: on a connection that stopped answering this must not hold the caller (pgxpool
-			// destroys a connection left in a transaction when it is released).
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-			_, _ = conn.Exec(rctx, `ROLLBACK`)
-			cancel()
-		}
-	}()
+	defer tx.Release(ctx)
 	streams := make([]string, 0, len(batch))
 	var ids []string
 	for _, r := range batch {
@@ -164,11 +153,10 @@ func (s *Store) commit(batch []*eventstore.Pending) error {
 	first.Queue(`SELECT s.id, COALESCE((SELECT MAX(version) FROM events WHERE stream_id = s.id), 0)
 		FROM unnest($1::text[]) AS s(id)`, streams)
 	first.Queue(`SELECT event_id FROM events WHERE event_id = ANY($1)`, ids)
-	res := conn.SendBatch(ctx, &first)
 	var last int64
 	versions := map[string]int64{}
 	stored := map[string]bool{}
-	err = func() error {
+	err = tx.Send(ctx, &first, func(res pgx.BatchResults) error {
 		if _, err := res.Exec(); err != nil {
 			return fmt.Errorf("eventstore/postgres: begin: %w", err)
 		}
@@ -209,12 +197,9 @@ func (s *Store) commit(batch []*eventstore.Pending) error {
 		}
 		rows.Close()
 		return rows.Err()
-	}()
-	if cerr := res.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("eventstore/postgres: %w", cerr)
-	}
+	})
 	if err != nil {
-		return err
+		return fmt.Errorf("eventstore/postgres: %w", err)
 	}
 
 	now := s.now()
@@ -291,8 +276,7 @@ func (s *Store) commit(batch []*eventstore.Pending) error {
 		second.Queue(`SELECT pg_notify($1, '')`, channel)
 	}
 	second.Queue(`COMMIT`)
-	res = conn.SendBatch(ctx, &second)
-	err = func() error {
+	err = tx.Send(ctx, &second, func(res pgx.BatchResults) error {
 		if len(cols.pos) > 0 {
 			if _, err := res.Exec(); err != nil {
 				return fmt.Errorf("eventstore/postgres: insert: %w", err)
@@ -305,14 +289,11 @@ func (s *Store) commit(batch []*eventstore.Pending) error {
 			return fmt.Errorf("eventstore/postgres: commit: %w", err)
 		}
 		return nil
-	}()
-	if cerr := res.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("eventstore/postgres: commit: %w", cerr)
-	}
+	})
 	if err != nil {
 		return err
 	}
-	committed = true
+	tx.Committed()
 	return nil
 }
 

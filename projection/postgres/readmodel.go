@@ -16,7 +16,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -145,21 +144,11 @@ func (m *ReadModel) Batch(ctx context.Context, name string, position int64, user
 	ids := slices.Clone(userIDs)
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
-	conn, err := m.db.Pool.Acquire(ctx)
+	tx, err := m.db.RoundTrips(ctx)
 	if err != nil {
 		return fmt.Errorf("readmodel: connect: %w", err)
 	}
-	defer conn.Release()
-	committed := false
-	defer func() {
-		if !committed {
-			// Bounded: on a connection that stopped answering this must not hold the caller (pgxpool
-			// destroys a connection left in a transaction when it is released).
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-			_, _ = conn.Exec(rctx, `ROLLBACK`)
-			cancel()
-		}
-	}()
+	defer tx.Release(ctx)
 	rows := make(map[string]*aggregate.User, len(ids))
 	for _, id := range ids {
 		rows[id] = &aggregate.User{ID: id}
@@ -171,8 +160,7 @@ func (m *ReadModel) Batch(ctx context.Context, name string, position int64, user
 		first.Queue(lockUsers, userLockSpace, lockKeys(ids))
 		first.Queue(`SELECT `+userColumns+` FROM users WHERE user_id = ANY($1) ORDER BY user_id FOR UPDATE`, ids)
 	}
-	res := conn.SendBatch(ctx, &first)
-	err = func() error {
+	err = tx.Send(ctx, &first, func(res pgx.BatchResults) error {
 		if _, err := res.Exec(); err != nil {
 			return fmt.Errorf("readmodel: begin: %w", err)
 		}
@@ -195,12 +183,9 @@ func (m *ReadModel) Batch(ctx context.Context, name string, position int64, user
 			*rows[u.ID] = u
 		}
 		return q.Err()
-	}()
-	if cerr := res.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("readmodel: read: %w", cerr)
-	}
+	})
 	if err != nil {
-		return err
+		return fmt.Errorf("readmodel: %w", err)
 	}
 	changed, err := fn(rows)
 	if err != nil {
@@ -227,8 +212,7 @@ func (m *ReadModel) Batch(ctx context.Context, name string, position int64, user
 		second.Queue(`SELECT pg_notify($1, $2)`, m.announce, strconv.FormatInt(position, 10))
 	}
 	second.Queue(`COMMIT`)
-	res = conn.SendBatch(ctx, &second)
-	err = func() error {
+	err = tx.Send(ctx, &second, func(res pgx.BatchResults) error {
 		if len(changed) > 0 {
 			if _, err := res.Exec(); err != nil {
 				return fmt.Errorf("readmodel: write: %w", err)
@@ -246,14 +230,11 @@ func (m *ReadModel) Batch(ctx context.Context, name string, position int64, user
 			return fmt.Errorf("readmodel: commit: %w", err)
 		}
 		return nil
-	}()
-	if cerr := res.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("readmodel: commit: %w", cerr)
-	}
+	})
 	if err != nil {
 		return err
 	}
-	committed = true
+	tx.Committed()
 	return nil
 }
 
