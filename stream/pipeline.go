@@ -48,6 +48,8 @@ type PipelineConfig struct {
 	Poll time.Duration
 	// Namespace prefixes the topics, so deployments (or tests) can share one broker.
 	Namespace string
+	// Linger is the relay's wait, once woken by a commit, before it reads (RelayConfig.Linger).
+	Linger time.Duration
 	// Lead, when set, makes this instance's relay run only while it leads: Lead blocks until this instance
 	// holds the leadership (or ctx ends) and returns a context that ends when it loses it. Several instances
 	// then run one relay between them, and another takes over when the leader dies.
@@ -198,7 +200,7 @@ func (p *Pipeline) Start(ctx context.Context) error {
 	}
 
 	relayCfg := RelayConfig{Store: cfg.Store, Publisher: cfg.Publisher, Checkpoints: cfg.Checkpoints,
-		Logger: log.With("component", "relay"), Poll: cfg.Poll, Namespace: cfg.Namespace}
+		Logger: log.With("component", "relay"), Poll: cfg.Poll, Namespace: cfg.Namespace, Linger: cfg.Linger}
 	if !cfg.Durable {
 		relayCfg.Start = p.lowestCheckpoint
 	}

@@ -118,3 +118,56 @@ func TestUnprocessableMessageIsNotRetried(t *testing.T) {
 	assert.Equal(t, 1, calls, "one attempt, no retries")
 	mu.Unlock()
 }
+
+// TestRelayLingerGathersCommits: with Linger, commits that land while the relay lingers go out in one message.
+func TestRelayLingerGathersCommits(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store, err := sqlite.New(ctx, sqlitetest.Open(t))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = store.Close() })
+	pubsub := gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{})
+	t.Cleanup(func() { _ = pubsub.Close() })
+	received, err := pubsub.Subscribe(ctx, stream.UsersTopic)
+	require.NoError(t, err)
+	watched := &firstRead{Store: store, done: make(chan struct{})}
+	relay, err := stream.NewRelay(stream.RelayConfig{Store: watched, Publisher: pubsub,
+		Checkpoints: &memCheckpoints{pos: map[string]int64{}}, Linger: 300 * time.Millisecond, Poll: time.Hour})
+	require.NoError(t, err)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = relay.Run(runCtx) }()
+	t.Cleanup(func() { stop(); <-done })
+	<-watched.done // the relay read the empty store: it now waits for a commit
+
+	for i := range 3 {
+		_, err := store.Append(ctx, fmt.Sprintf("u%d", i), 0, eventstore.Event{ID: fmt.Sprintf("e%d", i),
+			StreamType: "UserAggregate", Type: "user.registered.v1", Data: []byte(`{}`)})
+		require.NoError(t, err)
+	}
+	select {
+	case msg := <-received:
+		events, err := stream.EventsOf(msg)
+		require.NoError(t, err)
+		assert.Len(t, events, 3, "the three commits in one message")
+		msg.Ack()
+	case <-time.After(5 * time.Second):
+		t.Fatal("nothing published")
+	}
+}
+
+// firstRead tells when the relay's first read of the store returned.
+type firstRead struct {
+	eventstore.Store
+	once sync.Once
+	done chan struct{}
+}
+
+func (f *firstRead) ReadAll(ctx context.Context, after int64, limit int) ([]eventstore.Event, error) {
+	events, err := f.Store.ReadAll(ctx, after, limit)
+	f.once.Do(func() { close(f.done) })
+	return events, err
+}
+
+// Committed keeps the store's commit notifications visible through the wrapper.
+func (f *firstRead) Committed() <-chan struct{} { return f.Store.(eventstore.Notifier).Committed() }

@@ -176,6 +176,10 @@ func (b *postgresBackend) listen(ctx context.Context, tracker *projection.Tracke
 	}
 }
 
+// relayLinger is how long the relay lets commits gather before it publishes on JetStream, where every message
+// costs a broker round trip and a transaction in each consumer.
+var relayLinger = 10 * time.Millisecond
+
 // natsBus is NATS JetStream: the publisher de-duplicates on the message id (the event id), and each
 // consumer is a durable queue subscription named after it, shared by every instance, so each event reaches
 // each consumer once across all of them; a consumer acknowledges an event only once its transaction
@@ -225,6 +229,7 @@ func openNATS(url, namespace string, log *slog.Logger) (_ *natsBus, err error) {
 // once over all instances.
 func (b *natsBus) Pipeline(cfg stream.PipelineConfig, consumers ...consumer) (*stream.Pipeline, error) {
 	cfg.Publisher, cfg.Durable, cfg.Namespace = b.publisher, true, b.namespace
+	cfg.Linger = relayLinger
 	for _, c := range consumers {
 		sub, err := b.subscriber(c.name, c.inFlight)
 		if err != nil {
