@@ -28,7 +28,9 @@ func (s *Server) deadline(d time.Duration) echo.MiddlewareFunc {
 			defer cancel()
 			c.SetRequest(c.Request().WithContext(ctx))
 			err := next(c)
-			if err != nil && errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
+			// Past the deadline any failure is the database's slowness, whatever error it surfaced as (a
+			// closed connection, a cancelled statement); a store call's own deadline counts too.
+			if err != nil && (errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded)) {
 				c.Response().Header().Set("Retry-After", "5")
 				return userhook.Errorf(userhook.ErrUnavailable, "the database did not answer within %s; retry later", limit)
 			}

@@ -16,6 +16,7 @@ package postgres
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -121,7 +122,7 @@ func (s *Store) afterCommit(_ []*eventstore.Pending, err error) {
 	}
 }
 
-func (s *Store) commit(batch []*eventstore.Pending) error {
+func (s *Store) commit(batch []*eventstore.Pending) (err error) {
 	// The writer is shared by every append: a stalled database must fail this batch within the deadline
 	// rather than hold every caller. A commit cut short is rolled back by the server; none is half-written.
 	ctx := context.Background()
@@ -135,6 +136,13 @@ func (s *Store) commit(batch []*eventstore.Pending) error {
 		return fmt.Errorf("eventstore/postgres: connect: %w", err)
 	}
 	defer tx.Release(ctx)
+	defer func() {
+		// A commit cut short by its deadline says so, whatever error the driver surfaced (a closed
+		// connection, a cancelled statement): callers answer it as a database that did not answer in time.
+		if err != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+			err = fmt.Errorf("%w (%w)", err, ctx.Err())
+		}
+	}()
 	streams := make([]string, 0, len(batch))
 	var ids []string
 	for _, r := range batch {
