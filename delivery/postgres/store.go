@@ -215,18 +215,32 @@ func (s *Store) Enqueue(ctx context.Context, name string, position int64, delive
 	slices.SortStableFunc(sorted, func(a, b delivery.Delivery) int {
 		return cmp.Or(strings.Compare(a.WebhookID, b.WebhookID), strings.Compare(a.EventID, b.EventID))
 	})
+	// The deliveries and the checkpoint in one transaction and one round trip.
 	var batch pgx.Batch
+	batch.Queue(`BEGIN`)
 	for _, d := range sorted {
 		batch.Queue(enqueueOne, d.ID, d.WebhookID, d.EventID, d.EventType, d.Position, bytes(d.Payload), d.Status,
 			unixnano.Of(d.CreatedAt), unixnano.Of(d.NextAttemptAt))
 	}
 	batch.Queue(advanceCheckpoint, name, position)
-	err := pgx.BeginFunc(ctx, s.db.Pool, func(tx pgx.Tx) error {
-		return tx.SendBatch(ctx, &batch).Close()
+	batch.Queue(`COMMIT`)
+	tx, err := s.db.RoundTrips(ctx)
+	if err != nil {
+		return fmt.Errorf("delivery/postgres: enqueue: %w", err)
+	}
+	defer tx.Release(ctx)
+	err = tx.Send(ctx, &batch, func(res pgx.BatchResults) error {
+		for range batch.Len() {
+			if _, err := res.Exec(); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("delivery/postgres: enqueue: %w", err)
 	}
+	tx.Committed()
 	return nil
 }
 
