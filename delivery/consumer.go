@@ -60,11 +60,6 @@ func (c *Consumer) Handle(msg *message.Message) error {
 	return stream.Durable(c.ConsumeBatch)(msg)
 }
 
-// Consume creates the deliveries of one stored event.
-func (c *Consumer) Consume(ctx context.Context, e eventstore.Event) error {
-	return c.ConsumeBatch(ctx, []eventstore.Event{e})
-}
-
 // ConsumeBatch creates the deliveries of events (in position order) and advances the checkpoint to the last
 // one, in one transaction.
 func (c *Consumer) ConsumeBatch(ctx context.Context, events []eventstore.Event) error {

@@ -18,8 +18,6 @@ type Users struct {
 	Tracker *Tracker
 	// Store, when set, fills a gap in a user's stream instead of failing the message.
 	Store eventstore.Store
-	// Committed, when set, is told the position of every committed batch (to wake other instances' readers).
-	Committed func(ctx context.Context, position int64)
 	// FailNext, when positive, makes that many messages or batches fail before touching the read model; tests
 	// use it to show that failed work is done again and the read model still converges.
 	FailNext atomic.Int64
@@ -86,9 +84,6 @@ func (p *Users) ProjectBatch(ctx context.Context, events []eventstore.Event) err
 	p.applied.Add(applied)
 	if p.Tracker != nil {
 		p.Tracker.Advance(last)
-	}
-	if p.Committed != nil {
-		p.Committed(ctx, last)
 	}
 	return nil
 }
