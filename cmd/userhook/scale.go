@@ -140,40 +140,19 @@ func (b *postgresBackend) Follow(ctx context.Context, tracker *projection.Tracke
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		pause := retry.Backoff{Initial: 100 * time.Millisecond, Max: 2 * time.Second}
-		for ctx.Err() == nil {
+		// Once listening, the saved checkpoint covers whatever was announced before.
+		caughtUp := func(ctx context.Context) {
 			if pos, err := b.reads.Checkpoint(ctx, projection.UsersProjection); err == nil {
 				tracker.Advance(pos)
 			}
-			err := b.listen(ctx, tracker)
-			if err != nil && ctx.Err() == nil {
-				log.Warn("following the read model failed, retrying", "error", err.Error())
-				pause.Wait(ctx)
-			}
 		}
+		b.db.Listen(ctx, readModelChannel, log, caughtUp, func(payload string) {
+			if pos, err := strconv.ParseInt(payload, 10, 64); err == nil {
+				tracker.Advance(pos)
+			}
+		})
 	}()
 	return func() { cancel(); <-done }
-}
-
-// listen advances tracker from the notifications on readModelChannel until the connection fails or ctx ends.
-func (b *postgresBackend) listen(ctx context.Context, tracker *projection.Tracker) error {
-	conn, err := b.db.Pool.Acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, "LISTEN "+readModelChannel); err != nil {
-		return err
-	}
-	for {
-		n, err := conn.Conn().WaitForNotification(ctx)
-		if err != nil {
-			return err
-		}
-		if pos, err := strconv.ParseInt(n.Payload, 10, 64); err == nil {
-			tracker.Advance(pos)
-		}
-	}
 }
 
 // relayLinger is how long the relay lets commits gather before it publishes on JetStream, where every message

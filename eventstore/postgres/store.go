@@ -25,7 +25,6 @@ import (
 
 	"github.com/userhook/userhook/eventstore"
 	"github.com/userhook/userhook/internal/postgresdb"
-	"github.com/userhook/userhook/internal/retry"
 )
 
 // Component names this package's tables in the database's migration records (goose_events): never rename it.
@@ -84,31 +83,7 @@ func (s *Store) Committed() <-chan struct{} { return s.committed.Committed() }
 
 func (s *Store) listen(ctx context.Context) {
 	defer close(s.listenDone)
-	pause := retry.Backoff{Initial: 100 * time.Millisecond, Max: 2 * time.Second}
-	for ctx.Err() == nil {
-		if err := s.listenOnce(ctx); err != nil && ctx.Err() == nil {
-			slog.Default().Warn("eventstore/postgres: listening for commits failed, retrying", "error", err.Error())
-			pause.Wait(ctx)
-		}
-	}
-}
-
-func (s *Store) listenOnce(ctx context.Context) error {
-	conn, err := s.db.Pool.Acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, "LISTEN "+channel); err != nil {
-		return err
-	}
-	defer func() { _, _ = conn.Exec(context.Background(), "UNLISTEN "+channel) }()
-	for {
-		if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
-			return err
-		}
-		s.committed.Signal()
-	}
+	s.db.Listen(ctx, channel, slog.Default(), nil, func(string) { s.committed.Signal() })
 }
 
 // Append implements eventstore.Store.
