@@ -42,11 +42,7 @@ func ceilingPG(ctx context.Context, url string) (http.Handler, func(), error) {
 		// Only the writer's goroutine runs commit: last needs no lock.
 		ctx, cancel := context.WithTimeout(context.Background(), db.Timeout)
 		defer cancel()
-		var cols struct {
-			pos, version, occurred, recorded  []int64
-			id, stream, streamType, typ, meta []string
-			data                              [][]byte
-		}
+		var rows pgstore.Rows
 		now := time.Now().UTC()
 		next := last
 		for _, p := range batch {
@@ -54,30 +50,14 @@ func ceilingPG(ctx context.Context, url string) (http.Handler, func(), error) {
 			for i, e := range p.Events {
 				next++
 				e.StreamID, e.Version, e.Position, e.RecordedAt = p.Stream, int64(i)+1, next, now
-				meta, err := eventstore.EncodeMetadata(e.Metadata)
-				if err != nil {
+				if err := rows.Add(e); err != nil {
 					return err
 				}
-				cols.pos = append(cols.pos, e.Position)
-				cols.id = append(cols.id, e.ID)
-				cols.stream = append(cols.stream, e.StreamID)
-				cols.streamType = append(cols.streamType, e.StreamType)
-				cols.version = append(cols.version, e.Version)
-				cols.typ = append(cols.typ, e.Type)
-				cols.data = append(cols.data, []byte(e.Data))
-				cols.meta = append(cols.meta, meta)
-				cols.occurred = append(cols.occurred, e.OccurredAt.UnixNano())
-				cols.recorded = append(cols.recorded, e.RecordedAt.UnixNano())
 				out[i] = e
 			}
 			p.Out = out
 		}
-		if _, err := db.Pool.Exec(ctx, `INSERT INTO events
-			(position, event_id, stream_id, stream_type, version, type, data, metadata, occurred_at, recorded_at)
-			SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::bytea[],
-			                     $8::text[], $9::bigint[], $10::bigint[])`,
-			cols.pos, cols.id, cols.stream, cols.streamType, cols.version, cols.typ, cols.data, cols.meta,
-			cols.occurred, cols.recorded); err != nil {
+		if _, err := db.Pool.Exec(ctx, pgstore.InsertRows, rows.Args()...); err != nil {
 			return fmt.Errorf("C2-PG insert: %w", err)
 		}
 		last = next

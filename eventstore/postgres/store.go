@@ -186,11 +186,7 @@ func (s *Store) commit(batch []*eventstore.Pending) (err error) {
 	}
 
 	now := s.now()
-	var cols struct {
-		pos, version, occurred, recorded  []int64
-		id, stream, streamType, typ, meta []string
-		data                              [][]byte
-	}
+	var rows Rows
 	for _, r := range batch {
 		if err := r.Ctx.Err(); err != nil {
 			r.Err = err
@@ -223,24 +219,9 @@ func (s *Store) commit(batch []*eventstore.Pending) (err error) {
 				e.OccurredAt = now
 			}
 			e.OccurredAt = e.OccurredAt.UTC()
-			meta, err := eventstore.EncodeMetadata(e.Metadata)
-			if err != nil {
+			if err := rows.Add(e); err != nil {
 				return err
 			}
-			data := []byte(e.Data)
-			if data == nil {
-				data = []byte("null")
-			}
-			cols.pos = append(cols.pos, e.Position)
-			cols.id = append(cols.id, e.ID)
-			cols.stream = append(cols.stream, e.StreamID)
-			cols.streamType = append(cols.streamType, e.StreamType)
-			cols.version = append(cols.version, e.Version)
-			cols.typ = append(cols.typ, e.Type)
-			cols.data = append(cols.data, data)
-			cols.meta = append(cols.meta, meta)
-			cols.occurred = append(cols.occurred, e.OccurredAt.UnixNano())
-			cols.recorded = append(cols.recorded, e.RecordedAt.UnixNano())
 			stored[e.ID] = true
 			out[i] = e
 		}
@@ -249,18 +230,13 @@ func (s *Store) commit(batch []*eventstore.Pending) (err error) {
 	}
 	// Second round trip: the batch's events, the announcement to other instances, and the commit.
 	var second pgx.Batch
-	if len(cols.pos) > 0 {
-		second.Queue(`INSERT INTO events
-		(position, event_id, stream_id, stream_type, version, type, data, metadata, occurred_at, recorded_at)
-		SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::bytea[],
-		                     $8::text[], $9::bigint[], $10::bigint[])`,
-			cols.pos, cols.id, cols.stream, cols.streamType, cols.version, cols.typ, cols.data, cols.meta,
-			cols.occurred, cols.recorded)
+	if rows.Len() > 0 {
+		second.Queue(InsertRows, rows.Args()...)
 		second.Queue(`SELECT pg_notify($1, '')`, channel)
 	}
 	second.Queue(`COMMIT`)
 	err = tx.Send(ctx, &second, func(res pgx.BatchResults) error {
-		if len(cols.pos) > 0 {
+		if rows.Len() > 0 {
 			if _, err := res.Exec(); err != nil {
 				return fmt.Errorf("eventstore/postgres: insert: %w", err)
 			}
