@@ -44,20 +44,14 @@ func (m *memCheckpoints) SaveCheckpoint(_ context.Context, name string, position
 func TestRelaySavesItsCheckpointSparingly(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	store, err := sqlite.New(ctx, sqlitetest.Open(t))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = store.Close() })
-	pubsub := gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{})
-	t.Cleanup(func() { _ = pubsub.Close() })
+	store, pubsub := newStoreAndBus(t)
 	received, err := pubsub.Subscribe(ctx, stream.UsersTopic)
 	require.NoError(t, err)
 	cps := &memCheckpoints{pos: map[string]int64{}}
 	relay, err := stream.NewRelay(stream.RelayConfig{Store: store, Publisher: pubsub, Checkpoints: cps,
 		Batch: 5, SaveEvery: time.Hour, Poll: 10 * time.Millisecond})
 	require.NoError(t, err)
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = relay.Run(runCtx) }()
+	stop := runRelay(t, relay)
 
 	var seen int
 	for i := range 50 {
@@ -81,7 +75,6 @@ func TestRelaySavesItsCheckpointSparingly(t *testing.T) {
 	assert.Zero(t, cps.saves, "no save within SaveEvery, however many reads")
 	cps.mu.Unlock()
 	stop()
-	<-done
 	pos, _ := cps.Checkpoint(ctx, stream.RelayCheckpoint)
 	assert.Equal(t, int64(50), pos, "saved as the relay stopped")
 }
@@ -91,13 +84,9 @@ func TestRelaySavesItsCheckpointSparingly(t *testing.T) {
 func TestUnprocessableMessageIsNotRetried(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	store, err := sqlite.New(ctx, sqlitetest.Open(t))
+	store, pubsub := newStoreAndBus(t)
+	_, err := store.Append(ctx, "u1", 0, eventstore.Event{ID: "e1", StreamType: "UserAggregate", Type: "user.registered.v1", Data: []byte(`{}`)})
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = store.Close() })
-	_, err = store.Append(ctx, "u1", 0, eventstore.Event{ID: "e1", StreamType: "UserAggregate", Type: "user.registered.v1", Data: []byte(`{}`)})
-	require.NoError(t, err)
-	pubsub := gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{})
-	t.Cleanup(func() { _ = pubsub.Close() })
 	var mu sync.Mutex
 	calls, poisoned := 0, 0
 	handle := stream.Durable(func(context.Context, []eventstore.Event) error {
@@ -123,21 +112,14 @@ func TestUnprocessableMessageIsNotRetried(t *testing.T) {
 func TestRelayLingerGathersCommits(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	store, err := sqlite.New(ctx, sqlitetest.Open(t))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = store.Close() })
-	pubsub := gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{})
-	t.Cleanup(func() { _ = pubsub.Close() })
+	store, pubsub := newStoreAndBus(t)
 	received, err := pubsub.Subscribe(ctx, stream.UsersTopic)
 	require.NoError(t, err)
 	watched := &firstRead{Store: store, done: make(chan struct{})}
 	relay, err := stream.NewRelay(stream.RelayConfig{Store: watched, Publisher: pubsub,
 		Checkpoints: &memCheckpoints{pos: map[string]int64{}}, Linger: 300 * time.Millisecond, Poll: time.Hour})
 	require.NoError(t, err)
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = relay.Run(runCtx) }()
-	t.Cleanup(func() { stop(); <-done })
+	runRelay(t, relay)
 	<-watched.done // the relay read the empty store: it now waits for a commit
 
 	for i := range 3 {
@@ -171,3 +153,26 @@ func (f *firstRead) ReadAll(ctx context.Context, after int64, limit int) ([]even
 
 // Committed keeps the store's commit notifications visible through the wrapper.
 func (f *firstRead) Committed() <-chan struct{} { return f.Store.(eventstore.Notifier).Committed() }
+
+// newStoreAndBus is a SQLite event store and an in-process pub/sub, closed when the test ends.
+func newStoreAndBus(t *testing.T) (*sqlite.Store, *gochannel.GoChannel) {
+	t.Helper()
+	store, err := sqlite.New(context.Background(), sqlitetest.Open(t))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = store.Close() })
+	pubsub := gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{})
+	t.Cleanup(func() { _ = pubsub.Close() })
+	return store, pubsub
+}
+
+// runRelay runs relay until the returned stop (or the test's end) stops it and it returned.
+func runRelay(t *testing.T, relay *stream.Relay) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = relay.Run(ctx) }()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return stop
+}
