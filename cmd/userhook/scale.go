@@ -157,7 +157,7 @@ func (b *postgresBackend) Follow(ctx context.Context, tracker *projection.Tracke
 
 // relayLinger is how long the relay lets commits gather before it publishes on JetStream, where every message
 // costs a broker round trip and a transaction in each consumer.
-var relayLinger = 10 * time.Millisecond
+const relayLinger = 10 * time.Millisecond
 
 // natsBus is NATS JetStream: the publisher de-duplicates on the message id (the event id), and each
 // consumer is a durable queue subscription named after it, shared by every instance, so each event reaches
