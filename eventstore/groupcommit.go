@@ -33,6 +33,9 @@ type GroupCommit struct {
 	observeMu sync.Mutex
 	observe   func(appends int)
 
+	// tail keeps the newest committed events for Recent.
+	tail Tail
+
 	mu     sync.RWMutex // guards closed against sends on reqs
 	closed bool
 	reqs   chan *Pending
@@ -96,6 +99,9 @@ func (g *GroupCommit) run() {
 		if observe != nil {
 			observe(len(batch))
 		}
+		if err == nil {
+			g.keep(batch)
+		}
 		for _, p := range batch {
 			if err != nil {
 				p.Out, p.Err = nil, err
@@ -107,6 +113,27 @@ func (g *GroupCommit) run() {
 		}
 	}
 }
+
+// keep puts the events a commit stored into the tail, before any caller is answered: a reader woken by the
+// commit finds them there.
+func (g *GroupCommit) keep(batch []*Pending) {
+	var stored []Event
+	for _, p := range batch {
+		if p.Err == nil {
+			stored = append(stored, p.Out...)
+		}
+	}
+	g.tail.add(stored)
+}
+
+// Recent implements eventstore.Recent for the store that commits through g.
+func (g *GroupCommit) Recent(after int64, limit int) ([]Event, bool) {
+	return g.tail.Since(after, limit)
+}
+
+// Heard tells the writer that position is committed, by another process or before this one started: Recent
+// does not claim to be complete below it. A store calls it once it knows its newest position on opening.
+func (g *GroupCommit) Heard(position int64) { g.tail.Heard(position) }
 
 // ObserveCommits has fn told the number of appends of every commit from now on.
 func (g *GroupCommit) ObserveCommits(fn func(appends int)) {

@@ -37,12 +37,18 @@ type ListFilter struct {
 type ReadModel interface {
 	stream.Checkpoints
 	// Update runs fn on the current row of userID (a zero User with that ID when there is none) in one
-	// transaction; when fn reports a change the row is written, and in any case the checkpoint of name
-	// advances to position.
+	// transaction; when fn reports a change the row is written if that raises its version (see Batch), and in
+	// any case the checkpoint of name advances to position.
 	Update(ctx context.Context, name string, position int64, userID string, fn func(u *aggregate.User) (bool, error)) error
-	// Batch is Update for many users in one transaction: fn gets the current row of each of userIDs and
-	// returns the ids of the rows it changed.
-	Batch(ctx context.Context, name string, position int64, userIDs []string, fn func(rows map[string]*aggregate.User) ([]string, error)) error
+	// Batch is Update for many users in one transaction: fn gets a row for each of users.Read (the stored
+	// one, or a zero User with that ID) and users.Fresh (always a zero User with that ID: the stored row is
+	// not read) and returns the ids of the rows it changed. A changed row is written only when its version
+	// is higher than the stored row's, so a write never moves a row back (only Rebuild does); a fresh row
+	// that meets a stored row at or beyond its version leaves that row as it was.
+	//
+	// Batch returns the fresh users that turned out to have a row already, each with the version that row
+	// had before the batch, so the caller can tell which of its changes were repeats.
+	Batch(ctx context.Context, name string, position int64, users BatchUsers, fn func(rows map[string]*aggregate.User) ([]string, error)) (map[string]int64, error)
 	// Get returns one user; an error matching userhook.ErrNotFound when there is none.
 	Get(ctx context.Context, userID string) (aggregate.User, error)
 	// List returns a page of users in user id order.
@@ -52,6 +58,16 @@ type ReadModel interface {
 	Rebuild(ctx context.Context, name string, position int64, users []aggregate.User) error
 	// Rows returns every row in a canonical text form, in user id order, to compare read models.
 	Rows(ctx context.Context) ([]string, error)
+}
+
+// BatchUsers are the users of a Batch. An id may appear more than once; an id in both lists is read.
+type BatchUsers struct {
+	// Read are the users whose stored rows fn builds on.
+	Read []string
+	// Fresh are the users fn builds from nothing, because the batch holds the first event of each: their
+	// rows after the batch owe nothing to what is stored, so Batch does not read them. It still serialises
+	// them with other batches, as it does Read.
+	Fresh []string
 }
 
 // EmailKey is the form a user's email is filtered by in every read model: lower case, Unicode-aware, computed

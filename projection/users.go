@@ -40,6 +40,10 @@ func (p *Users) Project(ctx context.Context, e eventstore.Event) error {
 // ProjectBatch applies events in position order in one transaction with the checkpoint. An event whose
 // version a row already has is skipped. A gap (an earlier event of the stream missing) is filled from the
 // store when Store is set, and is ErrGap otherwise, so the batch fails and is tried again.
+//
+// A user whose first event in the batch has version 1 starts from nothing: its row after the batch is
+// determined by the batch's events alone, so it is not read (BatchUsers.Fresh), and the read model keeps a
+// stored row that already has that version or a later one (a redelivery).
 func (p *Users) ProjectBatch(ctx context.Context, events []eventstore.Event) error {
 	if len(events) == 0 {
 		return nil
@@ -47,14 +51,27 @@ func (p *Users) ProjectBatch(ctx context.Context, events []eventstore.Event) err
 	if p.FailNext.Load() > 0 && p.FailNext.Add(-1) >= 0 {
 		return fmt.Errorf("projection: injected failure at position %d", events[0].Position)
 	}
-	ids := make([]string, 0, len(events))
+	var users BatchUsers
+	seen := make(map[string]bool, len(events))
 	for _, e := range events {
-		ids = append(ids, e.StreamID)
+		if seen[e.StreamID] {
+			continue
+		}
+		seen[e.StreamID] = true
+		if e.Version == 1 {
+			users.Fresh = append(users.Fresh, e.StreamID)
+		} else {
+			users.Read = append(users.Read, e.StreamID)
+		}
 	}
-	var applied int64
+	type change struct {
+		user    string
+		version int64
+	}
+	var done []change // the events applied, to count those that were not repeats once the batch committed
 	last := events[len(events)-1].Position
-	err := p.Model.Batch(ctx, UsersProjection, last, ids, func(rows map[string]*aggregate.User) ([]string, error) {
-		applied = 0
+	existing, err := p.Model.Batch(ctx, UsersProjection, last, users, func(rows map[string]*aggregate.User) ([]string, error) {
+		done = done[:0]
 		var changed []string
 		dirty := map[string]bool{}
 		for _, e := range events {
@@ -70,7 +87,7 @@ func (p *Users) ProjectBatch(ctx context.Context, events []eventstore.Event) err
 			if err := u.ApplyStored(e); err != nil {
 				return nil, fmt.Errorf("%w: event %s at position %d: %v", stream.ErrUnprocessable, e.ID, e.Position, err)
 			}
-			applied++
+			done = append(done, change{e.StreamID, e.Version})
 			if !dirty[e.StreamID] {
 				dirty[e.StreamID] = true
 				changed = append(changed, e.StreamID)
@@ -80,6 +97,13 @@ func (p *Users) ProjectBatch(ctx context.Context, events []eventstore.Event) err
 	})
 	if err != nil {
 		return err
+	}
+	// A fresh user's stored row, if it had one, already held the events up to its version.
+	var applied int64
+	for _, c := range done {
+		if c.version > existing[c.user] {
+			applied++
+		}
 	}
 	p.applied.Add(applied)
 	if p.Tracker != nil {

@@ -128,12 +128,26 @@ func (r *Relay) Run(ctx context.Context) error {
 		}
 	}()
 	notifier, _ := cfg.Store.(eventstore.Notifier)
+	recent, _ := cfg.Store.(eventstore.Recent)
+	polled := false
 	for {
 		var committed <-chan struct{}
 		if notifier != nil {
 			committed = notifier.Committed()
 		}
-		events, err := cfg.Store.ReadAll(ctx, after, cfg.Batch)
+		// What this process just committed is taken from memory; the store is read for the rest (an older
+		// position, one another instance committed) and on every poll, which also finds what a process
+		// that announces nothing wrote.
+		var events []eventstore.Event
+		var err error
+		all := false
+		if recent != nil && !polled {
+			events, all = recent.Recent(after, cfg.Batch)
+		}
+		if len(events) == 0 && !all {
+			events, err = cfg.Store.ReadAll(ctx, after, cfg.Batch)
+		}
+		polled = false
 		if err == nil && len(events) > 0 {
 			err = r.publish(events)
 		}
@@ -171,6 +185,7 @@ func (r *Relay) Run(ctx context.Context) error {
 				return nil
 			}
 		case <-time.After(cfg.Poll):
+			polled = true
 		}
 	}
 }

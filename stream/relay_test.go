@@ -176,3 +176,73 @@ func runRelay(t *testing.T, relay *stream.Relay) (stop func()) {
 	t.Cleanup(stop)
 	return stop
 }
+
+// counted counts the relay's reads of the store; hide makes Recent stop short of a position, as when another
+// instance committed it.
+type counted struct {
+	*sqlite.Store
+	mu    sync.Mutex
+	reads int
+	hide  int64
+}
+
+func (c *counted) ReadAll(ctx context.Context, after int64, limit int) ([]eventstore.Event, error) {
+	c.mu.Lock()
+	c.reads++
+	c.mu.Unlock()
+	return c.Store.ReadAll(ctx, after, limit)
+}
+
+func (c *counted) Recent(after int64, limit int) ([]eventstore.Event, bool) {
+	events, all := c.Store.Recent(after, limit)
+	for i, e := range events {
+		if e.Position == c.hide {
+			return events[:i], false
+		}
+	}
+	return events, all
+}
+
+func (c *counted) readCount() int { c.mu.Lock(); defer c.mu.Unlock(); return c.reads }
+
+// TestRelayTakesItsOwnCommitsFromMemory: the relay publishes what its process committed without reading it
+// back from the store, and reads the store for a position its process did not commit.
+func TestRelayTakesItsOwnCommitsFromMemory(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, hide := range []int64{0, 10} {
+		store, pubsub := newStoreAndBus(t)
+		received, err := pubsub.Subscribe(ctx, stream.UsersTopic)
+		require.NoError(t, err)
+		watched := &counted{Store: store, hide: hide}
+		relay, err := stream.NewRelay(stream.RelayConfig{Store: watched, Publisher: pubsub,
+			Checkpoints: &memCheckpoints{pos: map[string]int64{}}, Poll: time.Hour})
+		require.NoError(t, err)
+		runRelay(t, relay)
+		var next int64 = 1
+		for i := range 30 {
+			_, err := store.Append(ctx, fmt.Sprintf("u%d", i), 0, eventstore.Event{ID: fmt.Sprintf("e%d", i),
+				StreamType: "UserAggregate", Type: "user.registered.v1", Data: []byte(`{}`)})
+			require.NoError(t, err)
+			for next <= int64(i+1) {
+				select {
+				case msg := <-received:
+					events, err := stream.EventsOf(msg)
+					require.NoError(t, err)
+					for _, e := range events {
+						require.Equal(t, next, e.Position, "published in order, each once")
+						next++
+					}
+					msg.Ack()
+				case <-time.After(5 * time.Second):
+					t.Fatalf("hide %d: position %d not published", hide, next)
+				}
+			}
+		}
+		if hide == 0 {
+			assert.Zero(t, watched.readCount(), "every event came from memory")
+		} else {
+			assert.Positive(t, watched.readCount(), "position %d was read from the store", hide)
+		}
+	}
+}

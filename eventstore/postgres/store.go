@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -46,6 +47,7 @@ const MaxBatch = 512
 
 var _ eventstore.Store = (*Store)(nil)
 var _ eventstore.Notifier = (*Store)(nil)
+var _ eventstore.Recent = (*Store)(nil)
 var _ eventstore.Receipts = (*Store)(nil)
 
 // Store is the PostgreSQL event store.
@@ -70,11 +72,16 @@ func New(ctx context.Context, db *postgresdb.DB) (*Store, error) {
 		now:        func() time.Time { return time.Now().UTC() },
 		listenDone: make(chan struct{}),
 	}
+	s.writer = eventstore.NewGroupCommit(MaxBatch, s.commit, s.afterCommit)
 	lctx, cancel := context.WithCancel(context.Background())
 	s.stopListen = cancel
 	go s.listen(lctx)
-	s.writer = eventstore.NewGroupCommit(MaxBatch, s.commit, s.afterCommit)
 	return s, nil
+}
+
+// Recent implements eventstore.Recent: the events this process committed last.
+func (s *Store) Recent(after int64, limit int) ([]eventstore.Event, bool) {
+	return s.writer.Recent(after, limit)
 }
 
 // Committed implements eventstore.Notifier: it fires on commits of this instance and, through LISTEN, of every
@@ -83,7 +90,22 @@ func (s *Store) Committed() <-chan struct{} { return s.committed.Committed() }
 
 func (s *Store) listen(ctx context.Context) {
 	defer close(s.listenDone)
-	s.db.Listen(ctx, channel, slog.Default(), nil, func(string) { s.committed.Signal() })
+	// Once listening, the newest position is read: every commit after it is announced. The announcement
+	// carries the position a commit reached (an earlier release's carried none: the store is asked then).
+	heard := func(ctx context.Context) {
+		if last, err := s.LastPosition(ctx); err == nil {
+			s.writer.Heard(last)
+		}
+		s.committed.Signal()
+	}
+	s.db.Listen(ctx, channel, slog.Default(), heard, func(payload string) {
+		if pos, err := strconv.ParseInt(payload, 10, 64); err == nil {
+			s.writer.Heard(pos)
+			s.committed.Signal()
+			return
+		}
+		heard(ctx)
+	})
 }
 
 // Append implements eventstore.Store.
@@ -187,6 +209,7 @@ func (s *Store) commit(batch []*eventstore.Pending) (err error) {
 
 	now := s.now()
 	var rows Rows
+	var newest int64 // the position the commit reaches, announced to every instance
 	for _, r := range batch {
 		if err := r.Ctx.Err(); err != nil {
 			r.Err = err
@@ -224,6 +247,7 @@ func (s *Store) commit(batch []*eventstore.Pending) (err error) {
 			}
 			stored[e.ID] = true
 			out[i] = e
+			newest = max(newest, e.Position)
 		}
 		versions[r.Stream] = current + int64(len(r.Events))
 		r.Out = out
@@ -232,7 +256,7 @@ func (s *Store) commit(batch []*eventstore.Pending) (err error) {
 	var second pgx.Batch
 	if rows.Len() > 0 {
 		second.Queue(InsertRows, rows.Args()...)
-		second.Queue(`SELECT pg_notify($1, '')`, channel)
+		second.Queue(`SELECT pg_notify($1, $2)`, channel, strconv.FormatInt(newest, 10))
 	}
 	second.Queue(`COMMIT`)
 	err = tx.Send(ctx, &second, func(res pgx.BatchResults) error {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -30,22 +31,56 @@ func TestIntegrationContract(t *testing.T) {
 	storetest.Run(t, newStore)
 }
 
-// TestIntegrationReaderNeverSkipsAcrossInstances runs two stores (two instances' writers) on one database,
-// each with many concurrent writers, and a reader that follows the log: every event is seen exactly once and
-// positions only grow, though the two writers' transactions interleave.
-func TestIntegrationReaderNeverSkipsAcrossInstances(t *testing.T) {
+// instances opens n stores on one database, as n instances of userhook would.
+func instances(t *testing.T, n int) []*postgres.Store {
+	t.Helper()
 	url := pgtest.URL(t)
-	ctx := context.Background()
-	var stores []eventstore.Store
-	for i := 0; i < 2; i++ {
-		db, err := postgresdb.Open(ctx, url, 0)
+	var stores []*postgres.Store
+	for i := 0; i < n; i++ {
+		db, err := postgresdb.Open(context.Background(), url, 0)
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = db.Close() })
-		s, err := postgres.New(ctx, db)
+		s, err := postgres.New(context.Background(), db)
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = s.Close() })
 		stores = append(stores, s)
 	}
+	return stores
+}
+
+// appendFromWriters has writers goroutines append perWriter events each, alternating between the stores, to
+// streams named by stream(writer, i), and returns the ids of the events stored.
+func appendFromWriters(t *testing.T, stores []*postgres.Store, writers, perWriter int, expected int64, stream func(w, i int) string) []string {
+	t.Helper()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var ids []string
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < perWriter; i++ {
+				e := storetest.Event("t.v1", `{}`)
+				if _, err := stores[w%len(stores)].Append(context.Background(), stream(w, i), expected, e); err != nil {
+					t.Errorf("append: %v", err)
+					return
+				}
+				mu.Lock()
+				ids = append(ids, e.ID)
+				mu.Unlock()
+			}
+		}(w)
+	}
+	wg.Wait()
+	return ids
+}
+
+// TestIntegrationReaderNeverSkipsAcrossInstances runs two stores (two instances' writers) on one database,
+// each with many concurrent writers, and a reader that follows the log: every event is seen exactly once and
+// positions only grow, though the two writers' transactions interleave.
+func TestIntegrationReaderNeverSkipsAcrossInstances(t *testing.T) {
+	ctx := context.Background()
+	stores := instances(t, 2)
 	const writers, perWriter = 16, 50
 	stop := make(chan struct{})
 	seen := map[string]int{}
@@ -82,27 +117,7 @@ func TestIntegrationReaderNeverSkipsAcrossInstances(t *testing.T) {
 			}
 		}
 	}()
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var ids []string
-	for w := 0; w < writers; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			s := stores[w%2]
-			for i := 0; i < perWriter; i++ {
-				e := storetest.Event("t.v1", `{}`)
-				if _, err := s.Append(ctx, fmt.Sprintf("w%d-%d", w, i%7), eventstore.ExpectAny, e); err != nil {
-					t.Errorf("append: %v", err)
-					return
-				}
-				mu.Lock()
-				ids = append(ids, e.ID)
-				mu.Unlock()
-			}
-		}(w)
-	}
-	wg.Wait()
+	ids := appendFromWriters(t, stores, writers, perWriter, eventstore.ExpectAny, func(w, i int) string { return fmt.Sprintf("w%d-%d", w, i%7) })
 	close(stop)
 	require.NoError(t, <-readerDone)
 	assert.Len(t, seen, len(ids), "the follower saw every event")
@@ -112,4 +127,73 @@ func TestIntegrationReaderNeverSkipsAcrossInstances(t *testing.T) {
 	last, err := stores[0].LastPosition(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, int64(writers*perWriter), last, "positions have no gaps")
+}
+
+// TestIntegrationRecentAcrossInstances: a reader of one instance that takes what that instance committed from
+// memory (Recent) and reads the database for the rest, as the relay does, sees every event of both instances
+// once and in order; once the other instance's commits are announced, it is told it is caught up.
+func TestIntegrationRecentAcrossInstances(t *testing.T) {
+	ctx := context.Background()
+	stores := instances(t, 2)
+	reader := stores[1]
+	const writers, perWriter = 8, 40
+	var next int64 = 1
+	seen := map[string]int{}
+	fromMemory := 0
+	follow := func() error {
+		for {
+			page, all := reader.Recent(next-1, 100)
+			if len(page) > 0 {
+				fromMemory += len(page)
+			} else if all {
+				return nil
+			} else {
+				var err error
+				if page, err = reader.ReadAll(ctx, next-1, 100); err != nil || len(page) == 0 {
+					return err
+				}
+			}
+			for _, e := range page {
+				if e.Position != next {
+					return fmt.Errorf("read position %d, expected %d", e.Position, next)
+				}
+				seen[e.ID]++
+				next++
+			}
+		}
+	}
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		for {
+			if err := follow(); err != nil {
+				done <- err
+				return
+			}
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+		}
+	}()
+	ids := appendFromWriters(t, stores, writers, perWriter, 0, func(w, i int) string { return fmt.Sprintf("w%d-%d", w, i) })
+	last, err := stores[0].LastPosition(ctx)
+	require.NoError(t, err)
+	// Every commit is announced: the reader's instance comes to know the newest position.
+	require.Eventually(t, func() bool {
+		_, all := reader.Recent(last, 10)
+		return all
+	}, 5*time.Second, 10*time.Millisecond)
+	close(stop)
+	require.NoError(t, <-done)
+	require.NoError(t, follow())
+	assert.Equal(t, last, next-1, "the reader reached the newest position")
+	assert.Len(t, seen, len(ids))
+	for _, id := range ids {
+		assert.Equal(t, 1, seen[id], "event %s seen once", id)
+	}
+	assert.Positive(t, fromMemory, "the reader's own instance's commits came from memory")
+	t.Logf("%d of %d events from memory", fromMemory, len(ids))
 }

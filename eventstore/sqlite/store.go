@@ -37,6 +37,7 @@ const MaxBatch = 512
 
 var _ eventstore.Store = (*Store)(nil)
 var _ eventstore.Notifier = (*Store)(nil)
+var _ eventstore.Recent = (*Store)(nil)
 
 // Store is the SQLite event store.
 type Store struct {
@@ -62,8 +63,18 @@ func New(ctx context.Context, db *sqlitedb.DB) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{db: db, now: func() time.Time { return time.Now().UTC() }}
+	last, err := s.LastPosition(ctx)
+	if err != nil {
+		return nil, err
+	}
 	s.writer = eventstore.NewGroupCommit(MaxBatch, s.commitTx, s.afterCommit)
+	s.writer.Heard(last) // one process writes the file: its own commits are all there is after this
 	return s, nil
+}
+
+// Recent implements eventstore.Recent: the events this process committed last.
+func (s *Store) Recent(after int64, limit int) ([]eventstore.Event, bool) {
+	return s.writer.Recent(after, limit)
 }
 
 // Committed implements eventstore.Notifier.

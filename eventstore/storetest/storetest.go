@@ -67,6 +67,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"Receipts", testReceipts},
 		{"ConcurrentReceipts", testConcurrentReceipts},
 		{"WritesAndProbe", testWritesAndProbe},
+		{"RecentIsWhatReadAllReads", testRecent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -538,4 +539,81 @@ func testWritesAndProbe(t *testing.T, s eventstore.Store) {
 	last, err := s.LastPosition(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, int64(1), last, "a probe stores no event")
+}
+
+// testRecent: what a store keeps of its newest commits is exactly what ReadAll reads back, from any position
+// it holds; it says when that is all there is, and a position pushed out is not claimed.
+func testRecent(t *testing.T, s eventstore.Store) {
+	recent, ok := s.(eventstore.Recent)
+	if !ok {
+		t.Skip("the store keeps no recent events")
+	}
+	ctx := context.Background()
+	require.Eventually(t, func() bool {
+		events, all := recent.Recent(0, 10)
+		return len(events) == 0 && all
+	}, 5*time.Second, 10*time.Millisecond, "an empty store holds nothing, and knows it is all")
+	occurred := time.Date(2024, 1, 1, 3, 21, 36, 123456789, time.FixedZone("x", 7200))
+	e := Event("user.registered.v1", `{"email":"a@example.com"}`)
+	e.OccurredAt, e.Metadata = occurred, map[string]string{"source": "s"}
+	_, err := s.Append(ctx, "r0", 0, e)
+	require.NoError(t, err)
+	// Appends that are refused (a duplicate, a stale version) among ones that are stored, in one commit.
+	var wg sync.WaitGroup
+	for i := 0; i < 30; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			switch i % 3 {
+			case 0:
+				_, _ = s.Append(ctx, fmt.Sprintf("r%d", i), 0, Event("t.v1", `{}`), e)
+			case 1:
+				_, _ = s.Append(ctx, "r0", 0, Event("t.v1", `{}`))
+			default:
+				_, _ = s.Append(ctx, fmt.Sprintf("r%d", i), 0, Event("t.v1", fmt.Sprintf(`{"n":%d}`, i)))
+			}
+		}()
+	}
+	wg.Wait()
+	last, err := s.LastPosition(ctx)
+	require.NoError(t, err)
+	same := func(after int64, limit int) {
+		t.Helper()
+		want, err := s.ReadAll(ctx, after, limit)
+		require.NoError(t, err)
+		got, all := recent.Recent(after, limit)
+		require.Len(t, got, len(want), "after %d", after)
+		assert.Equal(t, after+int64(len(want)) >= last, all, "after %d, limit %d: all", after, limit)
+		for i := range want {
+			w, g := want[i], got[i]
+			assert.True(t, w.OccurredAt.Equal(g.OccurredAt) && w.RecordedAt.Equal(g.RecordedAt), "times of %d", w.Position)
+			assert.Equal(t, w.OccurredAt.Location(), g.OccurredAt.Location())
+			w.OccurredAt, w.RecordedAt, g.OccurredAt, g.RecordedAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+			if len(w.Metadata) == 0 && len(g.Metadata) == 0 {
+				w.Metadata, g.Metadata = nil, nil
+			}
+			assert.Equal(t, w, g, "event at %d", w.Position)
+		}
+	}
+	for after := int64(0); after <= last; after++ {
+		same(after, 1000)
+		same(after, 3)
+	}
+
+	// Push the first events out: more than the store keeps, in a few large appends.
+	for i := 0; i < eventstore.TailSize/500+1; i++ {
+		events := make([]eventstore.Event, 500)
+		for j := range events {
+			events[j] = Event("t.v1", `{}`)
+		}
+		_, err := s.Append(ctx, fmt.Sprintf("bulk%d", i), 0, events...)
+		require.NoError(t, err)
+	}
+	newest, err := s.LastPosition(ctx)
+	require.NoError(t, err)
+	events, all := recent.Recent(0, 10)
+	assert.Empty(t, events, "position 1 is no longer held")
+	assert.False(t, all, "the reader must read the store")
+	last = newest
+	same(newest-5, 10)
 }

@@ -91,13 +91,27 @@ func values(u aggregate.User) ([]any, error) {
 		u.Version, u.Position, projection.EmailKey(u.Email)}, nil
 }
 
-// upsertUsers writes many rows in one statement, one array per column in writeColumns order.
+// upsertUsers writes many rows in one statement, one array per column in writeColumns order. A row is written
+// only over a stored row of a lower version: no batch moves a row back, and a row built from nothing (a fresh
+// user, which Batch does not read) leaves alone a stored row that already has its version or a later one.
 const upsertUsers = `INSERT INTO users (` + writeColumns + `)
 	SELECT * FROM unnest($1::text[], $2::text[], $3::boolean[], $4::text[], $5::text[], $6::text[], $7::bigint[],
 	                     $8::bigint[], $9::bigint[], $10::bigint[], $11::text[])
 	ON CONFLICT (user_id) DO UPDATE SET email = excluded.email, email_key = excluded.email_key, email_verified = excluded.email_verified,
 	name = excluded.name, status = excluded.status, profile = excluded.profile, created_at = excluded.created_at,
-	updated_at = excluded.updated_at, version = excluded.version, position = excluded.position`
+	updated_at = excluded.updated_at, version = excluded.version, position = excluded.position
+	WHERE users.version < excluded.version`
+
+// upsertFresh is upsertUsers for the rows of fresh users, and returns those of them that had a row already,
+// with the version it had. A row it inserts costs no lookup: xmax is 0 on an inserted row and set on an
+// updated one (by the lock ON CONFLICT takes), and only an updated row, or one the version check left alone
+// (not in written), is looked up. The lookups see the rows as they were before the statement (its snapshot),
+// so they find the version before the write.
+const upsertFresh = `WITH written AS (` + upsertUsers + `
+	RETURNING user_id, CASE WHEN xmax <> 0 THEN (SELECT o.version FROM users o WHERE o.user_id = users.user_id) END AS before)
+	SELECT f.id, COALESCE(w.before, (SELECT o.version FROM users o WHERE o.user_id = f.id))
+	FROM unnest($1::text[]) AS f(id) LEFT JOIN written w ON w.user_id = f.id
+	WHERE w.user_id IS NULL OR w.before IS NOT NULL`
 
 const upsertCheckpoint = `INSERT INTO checkpoints (name, position) VALUES ($1, $2)
 	ON CONFLICT (name) DO UPDATE SET position = GREATEST(checkpoints.position, excluded.position)`
@@ -125,50 +139,60 @@ func lockKeys(ids []string) []int32 {
 
 // Update implements projection.ReadModel.
 func (m *ReadModel) Update(ctx context.Context, name string, position int64, userID string, fn func(u *aggregate.User) (bool, error)) error {
-	return m.Batch(ctx, name, position, []string{userID}, func(rows map[string]*aggregate.User) ([]string, error) {
+	_, err := m.Batch(ctx, name, position, projection.BatchUsers{Read: []string{userID}}, func(rows map[string]*aggregate.User) ([]string, error) {
 		changed, err := fn(rows[userID])
 		if err != nil || !changed {
 			return nil, err
 		}
 		return []string{userID}, nil
 	})
+	return err
 }
 
 // Batch implements projection.ReadModel. Besides locking the rows it reads (FOR UPDATE), it takes an advisory
-// lock per user id for the transaction: a row lock cannot hold a user that has no row yet, and without the
-// advisory lock two instances could both start that user from zero and the later commit would overwrite the
-// earlier one. With it, batches that share a user run one after the other, as SQLite's single writer runs
-// every batch.
-func (m *ReadModel) Batch(ctx context.Context, name string, position int64, userIDs []string,
-	fn func(rows map[string]*aggregate.User) ([]string, error)) error {
-	ids := slices.Clone(userIDs)
-	slices.Sort(ids)
-	ids = slices.Compact(ids)
+// lock per user id, fresh or read, for the transaction: a row lock cannot hold a user that has no row yet, and
+// without the advisory lock two instances could both start that user from zero and the later commit would
+// overwrite the earlier one. With it, batches that share a user run one after the other, as SQLite's single
+// writer runs every batch. When every user is fresh, no row is read at all.
+func (m *ReadModel) Batch(ctx context.Context, name string, position int64, users projection.BatchUsers,
+	fn func(rows map[string]*aggregate.User) ([]string, error)) (map[string]int64, error) {
+	read := slices.Compact(slices.Sorted(slices.Values(users.Read)))
+	fresh := slices.DeleteFunc(slices.Compact(slices.Sorted(slices.Values(users.Fresh))), func(id string) bool {
+		_, found := slices.BinarySearch(read, id)
+		return found
+	})
 	tx, err := m.db.RoundTrips(ctx)
 	if err != nil {
-		return fmt.Errorf("readmodel: connect: %w", err)
+		return nil, fmt.Errorf("readmodel: connect: %w", err)
 	}
 	defer tx.Release(ctx)
-	rows := make(map[string]*aggregate.User, len(ids))
-	for _, id := range ids {
+	rows := make(map[string]*aggregate.User, len(read)+len(fresh))
+	for _, id := range read {
 		rows[id] = &aggregate.User{ID: id}
 	}
-	// First round trip: open the transaction, lock the users, read their rows.
+	for _, id := range fresh {
+		rows[id] = &aggregate.User{ID: id}
+	}
+	// First round trip: open the transaction, lock the users, read the rows of those not fresh.
 	var first pgx.Batch
 	first.Queue(`BEGIN`)
-	if len(ids) > 0 {
-		first.Queue(lockUsers, userLockSpace, lockKeys(ids))
-		first.Queue(`SELECT `+userColumns+` FROM users WHERE user_id = ANY($1) ORDER BY user_id FOR UPDATE`, ids)
+	if len(rows) > 0 {
+		first.Queue(lockUsers, userLockSpace, lockKeys(append(slices.Clip(read), fresh...)))
+	}
+	if len(read) > 0 {
+		first.Queue(`SELECT `+userColumns+` FROM users WHERE user_id = ANY($1) ORDER BY user_id FOR UPDATE`, read)
 	}
 	err = tx.Send(ctx, &first, func(res pgx.BatchResults) error {
 		if _, err := res.Exec(); err != nil {
 			return fmt.Errorf("readmodel: begin: %w", err)
 		}
-		if len(ids) == 0 {
-			return nil
+		if len(rows) > 0 {
+			if _, err := res.Exec(); err != nil {
+				return fmt.Errorf("readmodel: lock users: %w", err)
+			}
 		}
-		if _, err := res.Exec(); err != nil {
-			return fmt.Errorf("readmodel: lock users: %w", err)
+		if len(read) == 0 {
+			return nil
 		}
 		q, err := res.Query()
 		if err != nil {
@@ -185,38 +209,71 @@ func (m *ReadModel) Batch(ctx context.Context, name string, position int64, user
 		return q.Err()
 	})
 	if err != nil {
-		return fmt.Errorf("readmodel: %w", err)
+		return nil, fmt.Errorf("readmodel: %w", err)
 	}
 	changed, err := fn(rows)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	// Second round trip: every changed row in one statement, the checkpoint, the announcement, the commit.
-	var cols rowColumns
+	// Second round trip: the changed rows (those read in one statement, the fresh ones in another), the
+	// checkpoint, the announcement, the commit.
+	var readCols, freshCols rowColumns
 	changed = slices.Compact(slices.Sorted(slices.Values(changed))) // one row each: ON CONFLICT may touch a row once
 	for _, id := range changed {
 		u, ok := rows[id]
 		if !ok {
-			return fmt.Errorf("readmodel: %s is reported changed but was not read", id)
+			return nil, fmt.Errorf("readmodel: %s is reported changed but was not read", id)
+		}
+		cols := &readCols
+		if _, isFresh := slices.BinarySearch(fresh, id); isFresh {
+			cols = &freshCols
 		}
 		if err := cols.add(*u); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	var second pgx.Batch
-	if len(changed) > 0 {
-		second.Queue(upsertUsers, cols.args()...)
+	if len(readCols.id) > 0 {
+		second.Queue(upsertUsers, readCols.args()...)
+	}
+	if len(freshCols.id) > 0 {
+		second.Queue(upsertFresh, freshCols.args()...)
 	}
 	second.Queue(upsertCheckpoint, name, position)
 	if m.announce != "" {
 		second.Queue(`SELECT pg_notify($1, $2)`, m.announce, strconv.FormatInt(position, 10))
 	}
 	second.Queue(`COMMIT`)
+	var existing map[string]int64
 	err = tx.Send(ctx, &second, func(res pgx.BatchResults) error {
-		if len(changed) > 0 {
+		if len(readCols.id) > 0 {
 			if _, err := res.Exec(); err != nil {
 				return fmt.Errorf("readmodel: write: %w", err)
 			}
+		}
+		if len(freshCols.id) > 0 {
+			q, err := res.Query()
+			if err != nil {
+				return fmt.Errorf("readmodel: write: %w", err)
+			}
+			defer q.Close()
+			for q.Next() {
+				var id string
+				var before *int64
+				if err := q.Scan(&id, &before); err != nil {
+					return fmt.Errorf("readmodel: write: %w", err)
+				}
+				if before != nil {
+					if existing == nil {
+						existing = map[string]int64{}
+					}
+					existing[id] = *before
+				}
+			}
+			if err := q.Err(); err != nil {
+				return fmt.Errorf("readmodel: write: %w", err)
+			}
+			q.Close()
 		}
 		if _, err := res.Exec(); err != nil {
 			return fmt.Errorf("readmodel: checkpoint: %w", err)
@@ -232,10 +289,10 @@ func (m *ReadModel) Batch(ctx context.Context, name string, position int64, user
 		return nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	tx.Committed()
-	return nil
+	return existing, nil
 }
 
 // rowColumns are rows as the column arrays upsertUsers takes, in writeColumns order.

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"sync"
 	"testing"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/userhook/userhook"
 	"github.com/userhook/userhook/aggregate"
+	"github.com/userhook/userhook/eventstore"
 	"github.com/userhook/userhook/projection"
 )
 
@@ -62,6 +64,10 @@ func Run(t *testing.T, newModel func(t *testing.T) projection.ReadModel) {
 		{"UpdateNeverMovesTheCheckpointBack", testUpdateCheckpointForward},
 		{"BatchReadsAndWritesManyRows", testBatch},
 		{"BatchErrorChangesNothing", testBatchError},
+		{"BatchDoesNotReadFreshUsers", testBatchFresh},
+		{"BatchNeverMovesARowBack", testBatchNeverMovesARowBack},
+		{"ConcurrentFreshBatchesOfOneUserKeepTheHighestVersion", testConcurrentFresh},
+		{"ProjectBatchEqualsOneEventAtATime", testProjectBatch},
 		{"SaveCheckpointNeverMovesBackwards", testSaveCheckpoint},
 		{"FieldsRoundTrip", testRoundTrip},
 		{"GetUnknownUser", testGetUnknown},
@@ -203,7 +209,7 @@ func testBatch(t *testing.T, newModel func(t *testing.T) projection.ReadModel) {
 
 	var seen map[string]aggregate.User
 	// u1 twice, as a batch of two events of one stream asks for it.
-	require.NoError(t, m.Batch(ctx, Name, 6, []string{"u1", "u3", "u2", "u1"}, func(rows map[string]*aggregate.User) ([]string, error) {
+	existing, err := m.Batch(ctx, Name, 6, projection.BatchUsers{Read: []string{"u1", "u3", "u2", "u1"}}, func(rows map[string]*aggregate.User) ([]string, error) {
 		seen = map[string]aggregate.User{}
 		for id, u := range rows {
 			seen[id] = u.Clone()
@@ -212,7 +218,9 @@ func testBatch(t *testing.T, newModel func(t *testing.T) projection.ReadModel) {
 		*rows["u3"] = User("u3", "c@example.com", aggregate.StatusActive, 1, 5)
 		rows["u2"].Name = "not reported, not written"
 		return []string{"u1", "u3"}, nil
-	}))
+	})
+	require.NoError(t, err)
+	assert.Empty(t, existing, "a batch without fresh users reports none")
 	assert.Equal(t, map[string]aggregate.User{
 		"u1": User("u1", "a@example.com", aggregate.StatusActive, 1, 1),
 		"u2": User("u2", "b@example.com", aggregate.StatusActive, 1, 2),
@@ -226,10 +234,11 @@ func testBatch(t *testing.T, newModel func(t *testing.T) projection.ReadModel) {
 	assert.Equal(t, u2, got[1], "a row fn did not report is left as it was")
 	assert.Equal(t, int64(6), checkpoint(t, m, Name))
 
-	require.NoError(t, m.Batch(ctx, Name, 7, nil, func(rows map[string]*aggregate.User) ([]string, error) {
+	_, err = m.Batch(ctx, Name, 7, projection.BatchUsers{}, func(rows map[string]*aggregate.User) ([]string, error) {
 		assert.Empty(t, rows)
 		return nil, nil
-	}))
+	})
+	require.NoError(t, err)
 	assert.Equal(t, int64(7), checkpoint(t, m, Name), "a batch of no users still advances the checkpoint")
 }
 
@@ -241,7 +250,8 @@ func testBatchError(t *testing.T, newModel func(t *testing.T) projection.ReadMod
 	want := rows(t, m)
 	boom := errors.New("boom")
 
-	err := m.Batch(ctx, Name, 9, []string{"u1", "u2", "u3"}, func(rows map[string]*aggregate.User) ([]string, error) {
+	// u2 is fresh and has a row: its write, which would replace that row, is rolled back too.
+	_, err := m.Batch(ctx, Name, 9, projection.BatchUsers{Read: []string{"u1"}, Fresh: []string{"u2", "u3"}}, func(rows map[string]*aggregate.User) ([]string, error) {
 		for id, u := range rows {
 			*u = User(id, "x@example.com", aggregate.StatusDeleted, 5, 9)
 		}
@@ -250,6 +260,209 @@ func testBatchError(t *testing.T, newModel func(t *testing.T) projection.ReadMod
 	require.ErrorIs(t, err, boom)
 	assert.Equal(t, want, rows(t, m), "no row written")
 	assert.Equal(t, int64(2), checkpoint(t, m, Name), "nor the checkpoint advanced")
+}
+
+// A fresh user's row is built from nothing: fn gets a zero user even where a row is stored, and the write
+// replaces a stored row only of a lower version.
+func testBatchFresh(t *testing.T, newModel func(t *testing.T) projection.ReadModel) {
+	ctx := context.Background()
+	m := newModel(t)
+	Put(t, m, User("ahead", "ahead@example.com", aggregate.StatusActive, 3, 3))
+	Put(t, m, User("level", "level@example.com", aggregate.StatusActive, 2, 4))
+	Put(t, m, User("behind", "behind@example.com", aggregate.StatusActive, 1, 5))
+	Put(t, m, User("read", "read@example.com", aggregate.StatusActive, 1, 6))
+	Put(t, m, User("both", "both@example.com", aggregate.StatusActive, 1, 7))
+	before := map[string]aggregate.User{}
+	for _, id := range []string{"ahead", "level", "behind", "read", "both"} {
+		before[id] = get(t, m, id)
+	}
+
+	var seen map[string]aggregate.User
+	existing, err := m.Batch(ctx, Name, 20, projection.BatchUsers{
+		Read:  []string{"read", "both"},
+		Fresh: []string{"ahead", "level", "behind", "new", "both", "new"},
+	}, func(rows map[string]*aggregate.User) ([]string, error) {
+		seen = map[string]aggregate.User{}
+		for id, u := range rows {
+			seen[id] = u.Clone()
+		}
+		*rows["ahead"] = User("ahead", "stale@example.com", aggregate.StatusDeleted, 2, 11)
+		*rows["level"] = User("level", "other@example.com", aggregate.StatusDeleted, 2, 12)
+		*rows["behind"] = User("behind", "behind2@example.com", aggregate.StatusDeleted, 2, 13)
+		*rows["new"] = User("new", "new@example.com", aggregate.StatusActive, 2, 14)
+		rows["read"].Version, rows["read"].Position, rows["read"].Name = 2, 15, "read, then changed"
+		rows["both"].Version, rows["both"].Position, rows["both"].Name = 2, 16, "read, as it was listed to read too"
+		return []string{"ahead", "level", "behind", "new", "read", "both"}, nil
+	})
+	require.NoError(t, err)
+	assert.Equal(t, map[string]aggregate.User{
+		"ahead": {ID: "ahead"}, "level": {ID: "level"}, "behind": {ID: "behind"}, "new": {ID: "new"},
+		"read": before["read"], "both": before["both"],
+	}, seen, "fn gets a zero user for every fresh id, stored row or not, and the stored row of every id to read")
+	assert.Equal(t, map[string]int64{"ahead": 3, "level": 2, "behind": 1}, existing,
+		"the fresh users that had a row, with the version it had")
+
+	assert.Equal(t, before["ahead"], get(t, m, "ahead"), "a row ahead of the fresh one is left as it was")
+	assert.Equal(t, before["level"], get(t, m, "level"), "and so is a row at its version")
+	assert.Equal(t, User("behind", "behind2@example.com", aggregate.StatusDeleted, 2, 13), get(t, m, "behind"),
+		"a row behind the fresh one is replaced")
+	assert.Equal(t, User("new", "new@example.com", aggregate.StatusActive, 2, 14), get(t, m, "new"), "a new user is created")
+	assert.Equal(t, "read, then changed", get(t, m, "read").Name, "a row read is written on top of the stored one")
+	assert.Equal(t, "read, as it was listed to read too", get(t, m, "both").Name)
+	assert.Len(t, rows(t, m), 6)
+	assert.Equal(t, int64(20), checkpoint(t, m, Name))
+	assert.Equal(t, []string{"behind"}, list(t, m, projection.ListFilter{Status: "deleted", Limit: 10}),
+		"the filters see the rows as they are")
+	assert.Empty(t, list(t, m, projection.ListFilter{Email: "stale@example.com", Limit: 10}))
+
+	existing, err = m.Batch(ctx, Name, 21, projection.BatchUsers{Fresh: []string{"brand-new"}}, func(rows map[string]*aggregate.User) ([]string, error) {
+		*rows["brand-new"] = User("brand-new", "bn@example.com", aggregate.StatusActive, 1, 21)
+		return []string{"brand-new"}, nil
+	})
+	require.NoError(t, err)
+	assert.Empty(t, existing, "a fresh user without a row is not reported")
+	assert.Equal(t, User("brand-new", "bn@example.com", aggregate.StatusActive, 1, 21), get(t, m, "brand-new"))
+}
+
+// Only Rebuild sets a row back: Update and Batch write a row only at a higher version than the stored one.
+func testBatchNeverMovesARowBack(t *testing.T, newModel func(t *testing.T) projection.ReadModel) {
+	ctx := context.Background()
+	m := newModel(t)
+	Put(t, m, User("u1", "a@example.com", aggregate.StatusActive, 3, 3))
+	want := get(t, m, "u1")
+
+	for _, version := range []int64{2, 3} {
+		require.NoError(t, m.Update(ctx, Name, 10+version, "u1", func(u *aggregate.User) (bool, error) {
+			*u = User("u1", "back@example.com", aggregate.StatusDeleted, version, 10+version)
+			return true, nil
+		}))
+		assert.Equal(t, want, get(t, m, "u1"), "a write at version %d leaves the row at 3", version)
+		assert.Equal(t, 10+version, checkpoint(t, m, Name), "the checkpoint still advances")
+	}
+	Put(t, m, User("u1", "fwd@example.com", aggregate.StatusActive, 4, 14))
+	assert.Equal(t, User("u1", "fwd@example.com", aggregate.StatusActive, 4, 14), get(t, m, "u1"))
+}
+
+// Two instances may both start one new user from nothing (each holds events of it from version 1). The
+// batches run one after the other, and whichever order they commit in, the row ends at the highest version.
+func testConcurrentFresh(t *testing.T, newModel func(t *testing.T) projection.ReadModel) {
+	ctx := context.Background()
+	m := newModel(t)
+	const workers = 8
+	var wg sync.WaitGroup
+	// The highest version starts first, so that without the version check a lower one would commit last.
+	for version := int64(workers); version > 0; version-- {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := m.Batch(ctx, Name, version, projection.BatchUsers{Fresh: []string{"contended"}}, func(rows map[string]*aggregate.User) ([]string, error) {
+				*rows["contended"] = User("contended", fmt.Sprintf("v%d@example.com", version), aggregate.StatusActive, version, version)
+				return []string{"contended"}, nil
+			})
+			assert.NoError(t, err)
+		}()
+		time.Sleep(2 * time.Millisecond)
+	}
+	wg.Wait()
+	assert.Equal(t, User("contended", fmt.Sprintf("v%d@example.com", workers), aggregate.StatusActive, workers, workers), get(t, m, "contended"))
+	assert.Equal(t, int64(workers), checkpoint(t, m, Name))
+}
+
+// history is a store's events, made by hand.
+type history struct {
+	events   []eventstore.Event
+	versions map[string]int64
+}
+
+func (h *history) add(t *testing.T, id string, e aggregate.Event) {
+	t.Helper()
+	data, err := aggregate.Encode(e)
+	require.NoError(t, err)
+	if h.versions == nil {
+		h.versions = map[string]int64{}
+	}
+	h.versions[id]++
+	pos := int64(len(h.events) + 1)
+	h.events = append(h.events, eventstore.Event{
+		ID: fmt.Sprintf("ev-%d", pos), StreamID: id, StreamType: aggregate.StreamType, Type: e.EventType(),
+		Version: h.versions[id], Position: pos, Data: data, OccurredAt: Epoch.Add(time.Duration(pos) * time.Second),
+	})
+}
+
+// The users projection applies a run of events in one Batch, with the users whose first event in it has
+// version 1 fresh (not read). A run that repeats events already applied, mixed with new users' first events
+// and existing users' later ones, must leave the rows and the count of applied events exactly as applying the
+// events one at a time does.
+func testProjectBatch(t *testing.T, newModel func(t *testing.T) projection.ReadModel) {
+	ctx := context.Background()
+	name := func(s string) *string { return &s }
+	var h history
+	// Applied before the runs below.
+	h.add(t, "old-0", aggregate.UserRegistered{Email: "old0@example.com", Name: "Old Zero"})
+	h.add(t, "old-0", aggregate.UserEmailChanged{Email: "old0b@example.com", Previous: "old0@example.com"})
+	h.add(t, "old-1", aggregate.UserRegistered{Email: "old1@example.com", Profile: map[string]any{"plan": "free"}})
+	h.add(t, "old-2", aggregate.UserRegistered{Email: "old2@example.com"})
+	h.add(t, "old-1", aggregate.UserProfileUpdated{Name: name("Old One")})
+	h.add(t, "old-3", aggregate.UserRegistered{Email: "old3@example.com", EmailVerified: true})
+	applied := len(h.events)
+	// New since.
+	h.add(t, "new-0", aggregate.UserRegistered{Email: "new0@example.com"})
+	h.add(t, "old-0", aggregate.UserProfileUpdated{Profile: map[string]any{"plan": "pro"}})
+	h.add(t, "new-1", aggregate.UserRegistered{Email: "new1@example.com", Name: "New One"})
+	h.add(t, "old-3", aggregate.UserDeleted{})
+	h.add(t, "new-0", aggregate.UserEmailVerified{Email: "new0@example.com"})
+	h.add(t, "old-1", aggregate.UserEmailChanged{Email: "old1b@example.com", Previous: "old1@example.com"})
+	h.add(t, "new-2", aggregate.UserDeleted{}) // a tombstone
+	h.add(t, "new-1", aggregate.UserProfileUpdated{Name: name("New One, renamed")})
+	h.add(t, "old-2", aggregate.UserEmailChanged{Email: "old2b@example.com"})
+	h.add(t, "new-2", aggregate.UserRestored{})
+
+	batched, single := newModel(t), newModel(t)
+	inBatches, oneByOne := &projection.Users{Model: batched}, &projection.Users{Model: single}
+	for _, e := range h.events[:applied] {
+		require.NoError(t, inBatches.Project(ctx, e))
+		require.NoError(t, oneByOne.Project(ctx, e))
+	}
+	before := rows(t, batched)
+	require.Equal(t, before, rows(t, single))
+
+	for _, run := range []struct {
+		name      string
+		events    []eventstore.Event
+		newCount  int64
+		unchanged bool
+	}{
+		// old-1 and old-2 start fresh in it, and both rows are ahead of what their events make.
+		{"a redelivery of applied events only", h.events[2:4], 0, true},
+		// old-1, old-2 and old-3 start fresh at events applied already; new-0..2 are new users; old-0 is read.
+		{"a redelivered tail and new events", h.events[2:], int64(len(h.events) - applied), false},
+		{"the same run again", h.events[2:], 0, false},
+	} {
+		appliedBefore := inBatches.Applied()
+		require.NoError(t, inBatches.ProjectBatch(ctx, run.events), run.name)
+		for _, e := range run.events {
+			require.NoError(t, oneByOne.Project(ctx, e), run.name)
+		}
+		assert.Equal(t, rows(t, single), rows(t, batched), "%s: the rows of the batch and of one event at a time", run.name)
+		assert.Equal(t, run.newCount, inBatches.Applied()-appliedBefore, "%s: the events applied, repeats left out", run.name)
+		assert.Equal(t, oneByOne.Applied(), inBatches.Applied(), run.name)
+		assert.Equal(t, checkpoint(t, single, projection.UsersProjection), checkpoint(t, batched, projection.UsersProjection), run.name)
+		if run.unchanged {
+			assert.Equal(t, before, rows(t, batched), "%s: no row moves back", run.name)
+		}
+	}
+	for id, version := range h.versions {
+		assert.Equal(t, version, get(t, batched, id).Version, id)
+	}
+	assert.Equal(t, "old1b@example.com", get(t, batched, "old-1").Email)
+	assert.Equal(t, "Old One", get(t, batched, "old-1").Name)
+
+	// All of it as one batch into an empty model: every user fresh, none read.
+	whole := newModel(t)
+	all := &projection.Users{Model: whole}
+	require.NoError(t, all.ProjectBatch(ctx, h.events))
+	assert.Equal(t, rows(t, single), rows(t, whole))
+	assert.Equal(t, int64(len(h.events)), all.Applied())
 }
 
 func testSaveCheckpoint(t *testing.T, newModel func(t *testing.T) projection.ReadModel) {
@@ -581,14 +794,16 @@ func testRowsIdentical(t *testing.T, newModel func(t *testing.T) projection.Read
 		{"version", func(u *aggregate.User) { u.Version++ }},
 		{"position", func(u *aggregate.User) { u.Position++ }},
 	} {
-		changed := users[1].Clone()
-		change.fn(&changed)
-		Put(t, b, changed)
+		// Through Rebuild: Update writes a row only at a higher version than the stored one.
+		changed := slices.Clone(users)
+		changed[1] = users[1].Clone()
+		change.fn(&changed[1])
+		require.NoError(t, b.Rebuild(ctx, Name, 4, changed))
 		rb := rows(t, b)
 		assert.NotEqual(t, ra[1], rb[1], "a changed %s shows in the row", change.name)
 		assert.Equal(t, ra[0], rb[0])
 		assert.Equal(t, ra[2], rb[2])
-		Put(t, b, users[1])
+		require.NoError(t, b.Rebuild(ctx, Name, 4, users))
 		assert.Equal(t, ra, rows(t, b), "and changing it back restores the row")
 	}
 }
@@ -608,7 +823,7 @@ func testConcurrentBatches(t *testing.T, newModel func(t *testing.T) projection.
 				for i := range batch {
 					batch[i] = fmt.Sprintf("w%d-u%03d", w, b*perBatch+i)
 				}
-				err := m.Batch(ctx, Name, position, batch, func(rows map[string]*aggregate.User) ([]string, error) {
+				_, err := m.Batch(ctx, Name, position, projection.BatchUsers{Fresh: batch}, func(rows map[string]*aggregate.User) ([]string, error) {
 					for i, id := range batch {
 						*rows[id] = User(id, id+"@example.com", aggregate.StatusActive, 1, position+int64(i))
 					}
@@ -649,7 +864,7 @@ func testConcurrentOneUser(t *testing.T, newModel func(t *testing.T) projection.
 		go func() {
 			defer wg.Done()
 			for r := 0; r < rounds; r++ {
-				err := m.Batch(ctx, Name, 1, []string{"other", "contended"}, func(rows map[string]*aggregate.User) ([]string, error) {
+				_, err := m.Batch(ctx, Name, 1, projection.BatchUsers{Read: []string{"other", "contended"}}, func(rows map[string]*aggregate.User) ([]string, error) {
 					u := rows["contended"]
 					u.Status = aggregate.StatusActive
 					u.Version++

@@ -88,76 +88,137 @@ func values(u aggregate.User) ([]any, error) {
 		u.Version, u.Position, projection.EmailKey(u.Email)}, nil
 }
 
+// upsertUser writes a row over a stored row of a lower version only: no batch moves a row back.
 const upsertUser = `INSERT INTO users (` + writeColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 	ON CONFLICT (user_id) DO UPDATE SET email = excluded.email, email_key = excluded.email_key, email_verified = excluded.email_verified,
 	name = excluded.name, status = excluded.status, profile = excluded.profile, created_at = excluded.created_at,
-	updated_at = excluded.updated_at, version = excluded.version, position = excluded.position`
+	updated_at = excluded.updated_at, version = excluded.version, position = excluded.position
+	WHERE users.version < excluded.version`
+
+// insertFresh writes the row of a fresh user, which Batch did not read, when it has none; when it has one,
+// Batch reads that row's version and writes with upsertUser, which keeps a row at that version or a later one.
+const insertFresh = `INSERT INTO users (` + writeColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (user_id) DO NOTHING`
 
 const upsertCheckpoint = `INSERT INTO checkpoints (name, position) VALUES (?, ?)
 	ON CONFLICT (name) DO UPDATE SET position = MAX(position, excluded.position)`
 
 // Update implements projection.ReadModel.
 func (m *ReadModel) Update(ctx context.Context, name string, position int64, userID string, fn func(u *aggregate.User) (bool, error)) error {
-	return m.Batch(ctx, name, position, []string{userID}, func(rows map[string]*aggregate.User) ([]string, error) {
+	_, err := m.Batch(ctx, name, position, projection.BatchUsers{Read: []string{userID}}, func(rows map[string]*aggregate.User) ([]string, error) {
 		changed, err := fn(rows[userID])
 		if err != nil || !changed {
 			return nil, err
 		}
 		return []string{userID}, nil
 	})
+	return err
 }
 
-// Batch implements projection.ReadModel.
-func (m *ReadModel) Batch(ctx context.Context, name string, position int64, userIDs []string,
-	fn func(rows map[string]*aggregate.User) ([]string, error)) error {
-	return m.db.Tx(ctx, false, func(tx *sql.Tx) error {
-		// One query for every row of the batch (a JSON array of ids), not one per user.
-		ids, err := json.Marshal(userIDs)
-		if err != nil {
-			return err
-		}
-		found, err := tx.QueryContext(ctx, `SELECT `+userColumns+` FROM users WHERE user_id IN (SELECT value FROM json_each(?))`, string(ids))
-		if err != nil {
-			return fmt.Errorf("readmodel: read rows: %w", err)
-		}
-		rows := make(map[string]*aggregate.User, len(userIDs))
-		for found.Next() {
-			u, err := scanUser(found)
+// Batch implements projection.ReadModel. The rows of fresh users are not read: a fresh row is inserted, and
+// only when that finds a row already is that row's version read.
+func (m *ReadModel) Batch(ctx context.Context, name string, position int64, users projection.BatchUsers,
+	fn func(rows map[string]*aggregate.User) ([]string, error)) (map[string]int64, error) {
+	var existing map[string]int64
+	err := m.db.Tx(ctx, false, func(tx *sql.Tx) error {
+		existing = nil
+		rows := make(map[string]*aggregate.User, len(users.Read)+len(users.Fresh))
+		if len(users.Read) > 0 {
+			// One query for every row of the batch (a JSON array of ids), not one per user.
+			ids, err := json.Marshal(users.Read)
 			if err != nil {
-				found.Close()
+				return err
+			}
+			found, err := tx.QueryContext(ctx, `SELECT `+userColumns+` FROM users WHERE user_id IN (SELECT value FROM json_each(?))`, string(ids))
+			if err != nil {
 				return fmt.Errorf("readmodel: read rows: %w", err)
 			}
-			rows[u.ID] = &u
+			for found.Next() {
+				u, err := scanUser(found)
+				if err != nil {
+					found.Close()
+					return fmt.Errorf("readmodel: read rows: %w", err)
+				}
+				rows[u.ID] = &u
+			}
+			if err := found.Close(); err != nil {
+				return err
+			}
+			if err := found.Err(); err != nil {
+				return err
+			}
 		}
-		if err := found.Close(); err != nil {
-			return err
-		}
-		if err := found.Err(); err != nil {
-			return err
-		}
-		for _, id := range userIDs {
+		fresh := map[string]bool{}
+		for _, id := range users.Read {
 			if _, ok := rows[id]; !ok {
 				rows[id] = &aggregate.User{ID: id}
+			}
+		}
+		for _, id := range users.Fresh {
+			if _, ok := rows[id]; !ok {
+				rows[id] = &aggregate.User{ID: id}
+				fresh[id] = true
 			}
 		}
 		changed, err := fn(rows)
 		if err != nil {
 			return err
 		}
-		if len(changed) > 0 {
-			put, err := tx.PrepareContext(ctx, upsertUser)
+		var put, insert *sql.Stmt
+		defer func() {
+			for _, s := range []*sql.Stmt{put, insert} {
+				if s != nil {
+					_ = s.Close()
+				}
+			}
+		}()
+		written := map[string]bool{}
+		for _, id := range changed {
+			u, ok := rows[id]
+			if !ok {
+				return fmt.Errorf("readmodel: %s is reported changed but was not read", id)
+			}
+			if written[id] {
+				continue
+			}
+			written[id] = true
+			vals, err := values(*u)
 			if err != nil {
 				return err
 			}
-			defer put.Close()
-			for _, id := range changed {
-				vals, err := values(*rows[id])
-				if err != nil {
-					return err
+			if fresh[id] {
+				if insert == nil {
+					if insert, err = tx.PrepareContext(ctx, insertFresh); err != nil {
+						return err
+					}
 				}
-				if _, err := put.ExecContext(ctx, vals...); err != nil {
+				res, err := insert.ExecContext(ctx, vals...)
+				if err != nil {
 					return fmt.Errorf("readmodel: write %s: %w", id, err)
 				}
+				n, err := res.RowsAffected()
+				if err != nil {
+					return fmt.Errorf("readmodel: write %s: %w", id, err)
+				}
+				if n == 1 {
+					continue // a new row
+				}
+				var before int64
+				if err := tx.QueryRowContext(ctx, `SELECT version FROM users WHERE user_id = ?`, id).Scan(&before); err != nil {
+					return fmt.Errorf("readmodel: read %s: %w", id, err)
+				}
+				if existing == nil {
+					existing = map[string]int64{}
+				}
+				existing[id] = before
+			}
+			if put == nil {
+				if put, err = tx.PrepareContext(ctx, upsertUser); err != nil {
+					return err
+				}
+			}
+			if _, err := put.ExecContext(ctx, vals...); err != nil {
+				return fmt.Errorf("readmodel: write %s: %w", id, err)
 			}
 		}
 		if _, err := tx.ExecContext(ctx, upsertCheckpoint, name, position); err != nil {
@@ -165,6 +226,10 @@ func (m *ReadModel) Batch(ctx context.Context, name string, position int64, user
 		}
 		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	return existing, nil
 }
 
 // Checkpoint implements stream.Checkpoints.

@@ -83,7 +83,7 @@ func TestReadsDuringAWriteUseWAL(t *testing.T) {
 	assert.Equal(t, "wal", mode)
 
 	readmodeltest.Put(t, m, readmodeltest.User("u1", "a@example.com", aggregate.StatusActive, 1, 1))
-	require.NoError(t, m.Batch(ctx, readmodeltest.Name, 2, []string{"u1"}, func(rows map[string]*aggregate.User) ([]string, error) {
+	_, err := m.Batch(ctx, readmodeltest.Name, 2, projection.BatchUsers{Read: []string{"u1"}}, func(rows map[string]*aggregate.User) ([]string, error) {
 		got, err := m.Get(ctx, "u1")
 		require.NoError(t, err)
 		assert.Equal(t, int64(1), got.Version)
@@ -92,7 +92,8 @@ func TestReadsDuringAWriteUseWAL(t *testing.T) {
 		assert.Equal(t, int64(1), pos)
 		rows["u1"].Version = 2
 		return []string{"u1"}, nil
-	}))
+	})
+	require.NoError(t, err)
 	pos, err := m.Checkpoint(ctx, readmodeltest.Name)
 	require.NoError(t, err)
 	assert.Equal(t, int64(2), pos)
