@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/userhook/userhook/eventstore"
 	"github.com/userhook/userhook/internal/postgresdb"
@@ -128,11 +129,6 @@ func (s *Store) commit(batch []*eventstore.Pending) (err error) {
 		ctx, cancel = context.WithTimeout(ctx, s.db.Timeout)
 		defer cancel()
 	}
-	tx, err := s.db.RoundTrips(ctx)
-	if err != nil {
-		return fmt.Errorf("eventstore/postgres: connect: %w", err)
-	}
-	defer tx.Release(ctx)
 	defer func() {
 		// A commit cut short by its deadline says so, whatever error the driver surfaced (a closed
 		// connection, a cancelled statement): callers answer it as a database that did not answer in time.
@@ -140,36 +136,72 @@ func (s *Store) commit(batch []*eventstore.Pending) (err error) {
 			err = fmt.Errorf("%w (%w)", err, ctx.Err())
 		}
 	}()
+	// The checks are read before the append lock is taken, so that the lock, which every instance's commits
+	// wait for, is held only while the server inserts and flushes, never across a round trip. Another
+	// instance may commit to the same stream, or the same event id, in between: the unique indexes refuse
+	// the insert then, and the batch is decided again with the lock taken first.
+	err = s.commitOnce(ctx, batch, false)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == uniqueViolation && ctx.Err() == nil {
+		err = s.commitOnce(ctx, batch, true)
+	}
+	return err
+}
+
+// announceNewest is postgresdb.Announce with the newest stored position for payload.
+const announceNewest = `SELECT set_config('synchronous_commit', 'off', true),
+	pg_notify($1, (SELECT COALESCE(MAX(position), 0) FROM events)::text)`
+
+// uniqueViolation is PostgreSQL's SQLSTATE for a duplicate key.
+const uniqueViolation = "23505"
+
+// insertAfterLast writes the events of Rows, whose positions count from 1, after the newest stored position.
+const insertAfterLast = `INSERT INTO events
+	(position, event_id, stream_id, stream_type, version, type, data, metadata, occurred_at, recorded_at)
+	SELECT l.last + t.p, t.id, t.stream, t.stream_type, t.version, t.type, t.data, t.metadata, t.occurred, t.recorded
+	FROM (SELECT COALESCE(MAX(position), 0) AS last FROM events) AS l,
+	     unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::bytea[],
+	            $8::text[], $9::bigint[], $10::bigint[])
+	     AS t(p, id, stream, stream_type, version, type, data, metadata, occurred, recorded)`
+
+// commitOnce decides and writes batch in two pipelined round trips: the checks, then the lock, the insert,
+// the announcement and the commit. lockFirst takes the append lock before the checks instead.
+func (s *Store) commitOnce(ctx context.Context, batch []*eventstore.Pending, lockFirst bool) error {
+	tx, err := s.db.RoundTrips(ctx)
+	if err != nil {
+		return fmt.Errorf("eventstore/postgres: connect: %w", err)
+	}
+	defer tx.Release(ctx)
 	streams := make([]string, 0, len(batch))
 	var ids []string
 	for _, r := range batch {
+		r.Out, r.Err = nil, nil
 		streams = append(streams, r.Stream)
 		for _, e := range r.Events {
 			ids = append(ids, e.ID)
 		}
 	}
-	// First round trip: open the transaction, take the append lock, and read what the checks need.
+	// First round trip: open the transaction and read what the checks need.
 	var first pgx.Batch
 	first.Queue(`BEGIN`)
-	first.Queue(`SELECT pg_advisory_xact_lock($1)`, appendLock)
-	first.Queue(`SELECT COALESCE(MAX(position), 0) FROM events`)
+	if lockFirst {
+		first.Queue(`SELECT pg_advisory_xact_lock($1)`, appendLock)
+	}
 	// One index probe per stream (the newest version of (stream_id, version)), whatever the planner knows of
 	// the table; streams without events come back 0.
 	first.Queue(`SELECT s.id, COALESCE((SELECT MAX(version) FROM events WHERE stream_id = s.id), 0)
 		FROM unnest($1::text[]) AS s(id)`, streams)
 	first.Queue(`SELECT event_id FROM events WHERE event_id = ANY($1)`, ids)
-	var last int64
 	versions := map[string]int64{}
 	stored := map[string]bool{}
 	err = tx.Send(ctx, &first, func(res pgx.BatchResults) error {
 		if _, err := res.Exec(); err != nil {
 			return fmt.Errorf("eventstore/postgres: begin: %w", err)
 		}
-		if _, err := res.Exec(); err != nil {
-			return fmt.Errorf("eventstore/postgres: lock: %w", err)
-		}
-		if err := res.QueryRow().Scan(&last); err != nil {
-			return fmt.Errorf("eventstore/postgres: last position: %w", err)
+		if lockFirst {
+			if _, err := res.Exec(); err != nil {
+				return fmt.Errorf("eventstore/postgres: lock: %w", err)
+			}
 		}
 		rows, err := res.Query()
 		if err != nil {
@@ -209,7 +241,7 @@ func (s *Store) commit(batch []*eventstore.Pending) (err error) {
 
 	now := s.now()
 	var rows Rows
-	var newest int64 // the position the commit reaches, announced to every instance
+	var n int64 // the events written, whose positions count from 1 until the newest stored one is known
 	for _, r := range batch {
 		if err := r.Ctx.Err(); err != nil {
 			r.Err = err
@@ -233,10 +265,10 @@ func (s *Store) commit(batch []*eventstore.Pending) (err error) {
 		}
 		out := make([]eventstore.Event, len(r.Events))
 		for i, e := range r.Events {
-			last++
+			n++
 			e.StreamID = r.Stream
 			e.Version = current + int64(i) + 1
-			e.Position = last
+			e.Position = n
 			e.RecordedAt = now
 			if e.OccurredAt.IsZero() {
 				e.OccurredAt = now
@@ -247,36 +279,59 @@ func (s *Store) commit(batch []*eventstore.Pending) (err error) {
 			}
 			stored[e.ID] = true
 			out[i] = e
-			newest = max(newest, e.Position)
 		}
 		versions[r.Stream] = current + int64(len(r.Events))
 		r.Out = out
 	}
-	// Second round trip: the batch's events, the announcement to other instances, and the commit.
+	// Second round trip: the lock, the newest position, the batch's events after it, the announcement of
+	// the position reached to every instance, and the commit.
 	var second pgx.Batch
-	if rows.Len() > 0 {
-		second.Queue(InsertRows, rows.Args()...)
-		second.Queue(`SELECT pg_notify($1, $2)`, channel, strconv.FormatInt(newest, 10))
+	if n > 0 {
+		if !lockFirst {
+			second.Queue(`SELECT pg_advisory_xact_lock($1)`, appendLock)
+		}
+		second.Queue(`SELECT COALESCE(MAX(position), 0) FROM events`)
+		second.Queue(insertAfterLast, rows.Args()...)
 	}
 	second.Queue(`COMMIT`)
+	if n > 0 {
+		// The newest position is announced to every instance once committed (postgresdb.Announce).
+		second.Queue(announceNewest, channel)
+	}
+	var last int64
+	committed := false
 	err = tx.Send(ctx, &second, func(res pgx.BatchResults) error {
-		if rows.Len() > 0 {
-			if _, err := res.Exec(); err != nil {
-				return fmt.Errorf("eventstore/postgres: insert: %w", err)
+		if n > 0 {
+			if !lockFirst {
+				if _, err := res.Exec(); err != nil {
+					return fmt.Errorf("eventstore/postgres: lock: %w", err)
+				}
+			}
+			if err := res.QueryRow().Scan(&last); err != nil {
+				return fmt.Errorf("eventstore/postgres: last position: %w", err)
 			}
 			if _, err := res.Exec(); err != nil {
-				return fmt.Errorf("eventstore/postgres: notify: %w", err)
+				return fmt.Errorf("eventstore/postgres: insert: %w", err)
 			}
 		}
 		if _, err := res.Exec(); err != nil {
 			return fmt.Errorf("eventstore/postgres: commit: %w", err)
 		}
+		committed = true
+		if n > 0 {
+			_, _ = res.Exec() // after the commit: an announcement lost is not an append lost
+		}
 		return nil
 	})
-	if err != nil {
+	if !committed {
 		return err
 	}
 	tx.Committed()
+	for _, r := range batch {
+		for i := range r.Out {
+			r.Out[i].Position += last
+		}
+	}
 	return nil
 }
 

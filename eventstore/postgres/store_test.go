@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -196,4 +197,67 @@ func TestIntegrationRecentAcrossInstances(t *testing.T) {
 	}
 	assert.Positive(t, fromMemory, "the reader's own instance's commits came from memory")
 	t.Logf("%d of %d events from memory", fromMemory, len(ids))
+}
+
+// TestIntegrationRacesAcrossInstances: two instances that append the same event ids, to the same new streams
+// and to the same stream with ExpectAny at once get the answers one instance would give: one copy stored and
+// the other refused as a duplicate, one creator and the other a version conflict, every ExpectAny append
+// stored at its own version. (The checks are read before the append lock: this is the race they lose.)
+func TestIntegrationRacesAcrossInstances(t *testing.T) {
+	ctx := context.Background()
+	stores := instances(t, 2)
+	const rounds = 60
+	type outcome struct{ stored, dup, conflict, other int }
+	count := func(errs []error) (o outcome) {
+		for _, err := range errs {
+			switch {
+			case err == nil:
+				o.stored++
+			case errors.Is(err, eventstore.ErrDuplicate):
+				o.dup++
+			case errors.Is(err, eventstore.ErrVersionConflict):
+				o.conflict++
+			default:
+				o.other++
+				t.Errorf("unexpected error: %v", err)
+			}
+		}
+		return o
+	}
+	for i := 0; i < rounds; i++ {
+		same := storetest.Event("t.v1", `{}`)
+		errs := make([]error, 6)
+		var wg sync.WaitGroup
+		for j := range errs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s := stores[j%2]
+				switch j / 2 {
+				case 0: // one event id, from both instances, to different streams
+					_, errs[j] = s.Append(ctx, fmt.Sprintf("dup%d-%d", i, j), 0, same)
+				case 1: // one new stream, created from both instances
+					_, errs[j] = s.Append(ctx, fmt.Sprintf("new%d", i), 0, storetest.Event("t.v1", `{}`))
+				default: // one stream, appended to from both instances without a version check
+					_, errs[j] = s.Append(ctx, "any", eventstore.ExpectAny, storetest.Event("t.v1", `{}`))
+				}
+			}()
+		}
+		wg.Wait()
+		assert.Equal(t, outcome{stored: 1, dup: 1}, count(errs[0:2]), "round %d: one copy stored", i)
+		assert.Equal(t, outcome{stored: 1, conflict: 1}, count(errs[2:4]), "round %d: one creator", i)
+		assert.Equal(t, outcome{stored: 2}, count(errs[4:6]), "round %d: ExpectAny appends all stored", i)
+	}
+	events, err := stores[0].Load(ctx, "any")
+	require.NoError(t, err)
+	require.Len(t, events, 2*rounds)
+	for i, e := range events {
+		assert.Equal(t, int64(i+1), e.Version, "versions without gaps")
+	}
+	all, err := stores[1].ReadAll(ctx, 0, 10*rounds)
+	require.NoError(t, err)
+	assert.Len(t, all, 4*rounds)
+	for i, e := range all {
+		assert.Equal(t, int64(i+1), e.Position, "positions without gaps")
+	}
 }

@@ -51,3 +51,12 @@ func (rt *RoundTrips) Release(ctx context.Context) {
 	}
 	rt.conn.Release()
 }
+
+// Announce NOTIFYs channel $1 with payload $2, queued right after a pipelined transaction's COMMIT, in a
+// transaction of its own that does not wait for the WAL flush. A NOTIFY inside a transaction makes its COMMIT
+// hold PostgreSQL's notify-queue lock until the commit is flushed, which lines up the commits of every
+// notifying transaction on the server (the event store's and the read model's, of every instance) one flush
+// after the other. After the COMMIT it holds that lock for microseconds. A client that dies between the two
+// loses only the announcement; listeners also poll. A caller reads its result but does not fail on it: the
+// transaction before it committed.
+const Announce = `SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, $2)`

@@ -240,11 +240,12 @@ func (m *ReadModel) Batch(ctx context.Context, name string, position int64, user
 		second.Queue(upsertFresh, freshCols.args()...)
 	}
 	second.Queue(upsertCheckpoint, name, position)
-	if m.announce != "" {
-		second.Queue(`SELECT pg_notify($1, $2)`, m.announce, strconv.FormatInt(position, 10))
-	}
 	second.Queue(`COMMIT`)
+	if m.announce != "" {
+		second.Queue(postgresdb.Announce, m.announce, strconv.FormatInt(position, 10))
+	}
 	var existing map[string]int64
+	committed := false
 	err = tx.Send(ctx, &second, func(res pgx.BatchResults) error {
 		if len(readCols.id) > 0 {
 			if _, err := res.Exec(); err != nil {
@@ -278,17 +279,16 @@ func (m *ReadModel) Batch(ctx context.Context, name string, position int64, user
 		if _, err := res.Exec(); err != nil {
 			return fmt.Errorf("readmodel: checkpoint: %w", err)
 		}
-		if m.announce != "" {
-			if _, err := res.Exec(); err != nil {
-				return fmt.Errorf("readmodel: announce: %w", err)
-			}
-		}
 		if _, err := res.Exec(); err != nil {
 			return fmt.Errorf("readmodel: commit: %w", err)
 		}
+		committed = true
+		if m.announce != "" {
+			_, _ = res.Exec() // after the commit: an announcement lost is not a batch lost
+		}
 		return nil
 	})
-	if err != nil {
+	if !committed {
 		return nil, err
 	}
 	tx.Committed()
