@@ -34,7 +34,7 @@ test-integration:
 BENCH_SERVERS = USERHOOK_BENCH_POSTGRES=$${USERHOOK_BENCH_POSTGRES:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable} \
 	USERHOOK_BENCH_NATS=$${USERHOOK_BENCH_NATS:-nats://127.0.0.1:4222}
 
-## bench: the load benchmark against the real binary (C0, C1, userhook embedded; the replay; the scale-out part on PostgreSQL + NATS JetStream with C2-PG; wrk installed if missing), then Go benchmarks
+## bench: the load benchmark against the real binary (C0, C1, the SQLite ceilings C2 and C3, userhook embedded; the replay; the memory after 1,000,000 users; the scale-out part on PostgreSQL + NATS JetStream with C2-PG; wrk installed if missing), then Go benchmarks
 bench: build bench-tools
 	$(BENCH_SERVERS) ./bin/userhook-bench --bin $(BIN) $(BENCHFLAGS)
 	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./eventstore/... ./aggregate/... ./transport/... | tee bin/bench-go.txt

@@ -14,8 +14,9 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// CeilingStore stores what a level-2 ceiling server stores for one POST /users: the user's event, durably,
-// before the 200; it returns the event's position, answered as X-Event-Position.
+// CeilingStore stores what a ceiling server of level 2 or 3 stores for one POST /users (the user's event, and
+// at level 3 the user's read-model row too), durably, before the 200; it returns the event's position, answered
+// as X-Event-Position.
 type CeilingStore func(ctx context.Context, userID, email, requestID string) (int64, error)
 
 // Ceiling returns the comparison servers of the load benchmark, on the same Echo as the real server, so
@@ -24,7 +25,8 @@ type CeilingStore func(ctx context.Context, userID, email, requestID string) (in
 //   - level 0 (C0) reads the body and answers 200;
 //   - level 1 (C1) also verifies an HS256 bearer token with the pinned algorithm, checks X-API-Key against a
 //     stored SHA-256 in constant time, and decodes the POST /users body, but stores nothing;
-//   - level 2 (C2-PG and the like) is C1 that then stores the user's event with store (nil below level 2).
+//   - levels 2 and 3 (C2, C3, C2-PG) are C1 that then stores with store (nil below level 2) what that level
+//     stores, and answers the user's id and email with the event's position; without a store they are C1.
 func Ceiling(level int, secret []byte, apiKey string, store CeilingStore) http.Handler {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
