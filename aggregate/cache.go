@@ -1,6 +1,11 @@
 package aggregate
 
-import "sync"
+import (
+	"maps"
+	"sync"
+
+	"github.com/userhook/userhook/internal/unixnano"
+)
 
 // recentIDs is how many of a user's latest event ids a cached state remembers, to recognise a copy of a
 // provider event that another request stored a moment ago.
@@ -10,29 +15,49 @@ const recentIDs = 16
 // It is correct only while this process is the store's one writer (the embedded default): a state another
 // process changed would be decided on stale. A stale state can never store a wrong event, since the append's
 // expected version then conflicts and the state is read again, but it can make a no-op look like one.
+//
+// Entries are kept compact, in the map itself (no allocation of their own), since the cache holds up to max
+// of them for the life of the process: about 200 bytes for a user with an email and one event id.
 type stateCache struct {
 	mu  sync.Mutex
 	max int
-	m   map[string]*cachedState
+	m   map[string]cachedState
 }
 
+// cachedState is a User without its id (the map's key), times as Unix nanoseconds, and its latest event ids:
+// the newest in last, the ones before it in older.
 type cachedState struct {
-	user User
-	ids  []string
+	email, name       string
+	profile           map[string]any
+	created, updated  int64
+	version, position int64
+	deleted, verified bool
+	last              string
+	older             []string
 }
 
 func newStateCache(max int) *stateCache {
-	return &stateCache{max: max, m: make(map[string]*cachedState, min(max, 1<<16))}
+	return &stateCache{max: max, m: make(map[string]cachedState, min(max, 1<<16))}
 }
 
 func (c *stateCache) get(id string) (User, []string, bool) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	e, ok := c.m[id]
+	c.mu.Unlock()
 	if !ok {
 		return User{}, nil, false
 	}
-	return e.user.Clone(), e.ids, true
+	u := User{ID: id, Email: e.email, EmailVerified: e.verified, Name: e.name, Profile: maps.Clone(e.profile),
+		Status: StatusActive, Version: e.version, Position: e.position,
+		CreatedAt: unixnano.Time(e.created), UpdatedAt: unixnano.Time(e.updated)}
+	if e.deleted {
+		u.Status = StatusDeleted
+	}
+	var ids []string
+	if e.last != "" {
+		ids = append(append(make([]string, 0, len(e.older)+1), e.older...), e.last)
+	}
+	return u, ids, true
 }
 
 // put keeps u unless a newer state of the user is cached already.
@@ -40,10 +65,19 @@ func (c *stateCache) put(u User, ids []string) {
 	if len(ids) > recentIDs {
 		ids = ids[len(ids)-recentIDs:]
 	}
+	e := cachedState{email: u.Email, name: u.Name, profile: maps.Clone(u.Profile),
+		created: unixnano.Of(u.CreatedAt), updated: unixnano.Of(u.UpdatedAt), version: u.Version, position: u.Position,
+		deleted: u.Deleted(), verified: u.EmailVerified}
+	if len(ids) > 0 {
+		e.last = ids[len(ids)-1]
+		if len(ids) > 1 {
+			e.older = append([]string(nil), ids[:len(ids)-1]...)
+		}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e, ok := c.m[u.ID]; ok {
-		if e.user.Version > u.Version {
+	if old, ok := c.m[u.ID]; ok {
+		if old.version > u.Version {
 			return
 		}
 	} else if len(c.m) >= c.max {
@@ -52,7 +86,7 @@ func (c *stateCache) put(u User, ids []string) {
 			break
 		}
 	}
-	c.m[u.ID] = &cachedState{user: u.Clone(), ids: append([]string(nil), ids...)}
+	c.m[u.ID] = e
 }
 
 func (c *stateCache) drop(id string) {

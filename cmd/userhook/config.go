@@ -49,7 +49,7 @@ type Config struct {
 	// DebugAddr, when set, serves Go's profiler (/debug/pprof/) on its own listener.
 	DebugAddr string `name:"debug-addr" help:"serve /debug/pprof/ on this address (off when empty)" placeholder:"HOST:PORT" envvar:"USERHOOK_DEBUG_ADDR" group:"server"`
 	// StateCache is how many users' states the command service keeps in memory (0: none).
-	StateCache int `name:"state-cache" help:"users whose state is kept in memory (0: none)" default:"200000" envvar:"USERHOOK_STATE_CACHE" group:"server"`
+	StateCache int `name:"state-cache" help:"users whose state is kept in memory (0: none)" default:"100000" envvar:"USERHOOK_STATE_CACHE" group:"server"`
 	// ShutdownTimeout bounds how long requests in flight may take to finish on SIGTERM.
 	ShutdownTimeout time.Duration `name:"shutdown-timeout" help:"how long requests in flight may take on shutdown" default:"15s" envvar:"USERHOOK_SHUTDOWN_TIMEOUT" group:"server"`
 	// DatabaseTimeout bounds every PostgreSQL call of a request or of the event store's writer; past it the
