@@ -3,8 +3,7 @@ package aggregate
 import (
 	"maps"
 	"sync"
-
-	"github.com/userhook/userhook/internal/unixnano"
+	"time"
 )
 
 // recentIDs is how many of a user's latest event ids a cached state remembers, to recognise a copy of a
@@ -49,7 +48,7 @@ func (c *stateCache) get(id string) (User, []string, bool) {
 	}
 	u := User{ID: id, Email: e.email, EmailVerified: e.verified, Name: e.name, Profile: maps.Clone(e.profile),
 		Status: StatusActive, Version: e.version, Position: e.position,
-		CreatedAt: unixnano.Time(e.created), UpdatedAt: unixnano.Time(e.updated)}
+		CreatedAt: nanosTime(e.created), UpdatedAt: nanosTime(e.updated)}
 	if e.deleted {
 		u.Status = StatusDeleted
 	}
@@ -66,7 +65,7 @@ func (c *stateCache) put(u User, ids []string) {
 		ids = ids[len(ids)-recentIDs:]
 	}
 	e := cachedState{email: u.Email, name: u.Name, profile: maps.Clone(u.Profile),
-		created: unixnano.Of(u.CreatedAt), updated: unixnano.Of(u.UpdatedAt), version: u.Version, position: u.Position,
+		created: nanos(u.CreatedAt), updated: nanos(u.UpdatedAt), version: u.Version, position: u.Position,
 		deleted: u.Deleted(), verified: u.EmailVerified}
 	if len(ids) > 0 {
 		e.last = ids[len(ids)-1]
@@ -93,4 +92,20 @@ func (c *stateCache) drop(id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.m, id)
+}
+
+// nanos is t in Unix nanoseconds, 0 for the zero time; nanosTime is its inverse, in UTC. (The stores'
+// internal/unixnano does the same; aggregate depends on the eventstore root alone.)
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func nanosTime(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
 }
