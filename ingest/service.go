@@ -19,17 +19,28 @@ type Observer interface {
 	Ignored(reason string)
 }
 
+// ReceiptsOnly is implemented by Receipts that can also say, cheaply, whether a key was recorded by Receive,
+// not looking at the events stored (the SQLite store answers from memory for a key never recorded). With it,
+// the Service checks only that before deciding: a copy of an event that was stored is refused all the same,
+// by the store's unique event id when the copy would append, or by Receive when it would raise nothing.
+type ReceiptsOnly interface {
+	// Receipted says whether key was recorded by Receive.
+	Receipted(ctx context.Context, key string) (bool, error)
+}
+
 // Service applies provider events to users: the one way a user is written.
 type Service struct {
 	users    *aggregate.Service
 	receipts eventstore.Receipts
+	only     ReceiptsOnly // receipts, when it is one
 	observer Observer
 }
 
 // NewService returns a Service that runs commands with users and remembers the events that raised nothing in
 // receipts (needed for every event with an idempotency key); observer, when not nil, counts the outcomes.
 func NewService(users *aggregate.Service, receipts eventstore.Receipts, observer Observer) *Service {
-	return &Service{users: users, receipts: receipts, observer: observer}
+	only, _ := receipts.(ReceiptsOnly)
+	return &Service{users: users, receipts: receipts, only: only, observer: observer}
 }
 
 // Apply applies one event and says what became of it. route names the entry point the event came in on (a
@@ -58,7 +69,14 @@ func (s *Service) apply(ctx context.Context, e Event) (Result, error) {
 	r := Result{EventID: e.ID, UserID: e.UserID}
 	key := e.Key()
 	if key != "" {
-		seen, err := s.receipts.Received(ctx, key)
+		var seen bool
+		var err error
+		if s.only != nil {
+			// A receipt is checked here; a stored event is found below, by Execute or by Receive.
+			seen, err = s.only.Receipted(ctx, key)
+		} else {
+			seen, err = s.receipts.Received(ctx, key)
+		}
 		if err != nil {
 			return r, err
 		}
@@ -82,7 +100,7 @@ func (s *Service) apply(ctx context.Context, e Event) (Result, error) {
 	case errors.Is(err, aggregate.ErrUserDeleted):
 		return s.ignore(ctx, r, key, ReasonDeleted)
 	case err != nil:
-		return r, err
+		return s.failed(ctx, r, key, err)
 	case len(res.Events) == 0:
 		return s.ignore(ctx, r, key, ReasonNoChange)
 	}
@@ -94,6 +112,20 @@ func (s *Service) apply(ctx context.Context, e Event) (Result, error) {
 		s.observer.Appended(types...)
 	}
 	r.Status, r.Position = StatusApplied, res.Position()
+	return r, nil
+}
+
+// failed answers an event whose command failed: a duplicate when the event's key was stored before (what the
+// check before deciding says when it looks at the stored events too), else the command's error.
+func (s *Service) failed(ctx context.Context, r Result, key string, err error) (Result, error) {
+	if key == "" || s.only == nil {
+		return r, err
+	}
+	seen, rerr := s.receipts.Received(ctx, key)
+	if rerr != nil || !seen {
+		return r, err
+	}
+	r.Status = StatusDuplicate
 	return r, nil
 }
 

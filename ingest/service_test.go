@@ -11,6 +11,7 @@ import (
 
 	"github.com/userhook/userhook"
 	"github.com/userhook/userhook/aggregate"
+	"github.com/userhook/userhook/eventstore"
 	"github.com/userhook/userhook/eventstore/sqlite"
 	"github.com/userhook/userhook/ingest"
 	"github.com/userhook/userhook/internal/sqlitedb/sqlitetest"
@@ -168,4 +169,68 @@ func TestKinds(t *testing.T) {
 	}
 	assert.False(t, ingest.Kind("").Applies())
 	assert.False(t, ingest.Kind("organization_created").Applies())
+}
+
+// receivedOnly hides the store's Receipted: the Service then checks Received (receipts and stored events)
+// before deciding, as it does over a store that has no cheaper question.
+type receivedOnly struct{ s *sqlite.Store }
+
+func (r receivedOnly) Received(ctx context.Context, key string) (bool, error) {
+	return r.s.Received(ctx, key)
+}
+func (r receivedOnly) Receive(ctx context.Context, key, outcome string) error {
+	return r.s.Receive(ctx, key, outcome)
+}
+
+// TestCopiesOfStoredEvents: a copy of an event that was stored is a duplicate whatever it says and whatever
+// it would do, though the check before deciding looks only at receipts where the store offers that: the
+// append's unique event id, Receive, or a last look when the command fails refuse it all the same.
+func TestCopiesOfStoredEvents(t *testing.T) {
+	t.Parallel()
+	for name, wrap := range map[string]func(*sqlite.Store) eventstore.Receipts{
+		"receipts checked":                   func(s *sqlite.Store) eventstore.Receipts { return s },
+		"receipts and stored events checked": func(s *sqlite.Store) eventstore.Receipts { return receivedOnly{s} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			store, err := sqlite.New(ctx, sqlitetest.Open(t))
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = store.Close() })
+			users := aggregate.NewService(store, func() time.Time { return t0 })
+			users.CacheStates(100)
+			c := &counts{}
+			svc := ingest.NewService(users, wrap(store), c)
+			apply := func(e ingest.Event) (ingest.Result, error) { return svc.Apply(ctx, "/events", e) }
+
+			created := event("e1", ingest.KindCreated, t0, email("a@example.com"))
+			r, err := apply(created)
+			require.NoError(t, err)
+			require.Equal(t, ingest.StatusApplied, r.Status)
+			for what, copied := range map[string]func(e *ingest.Event){
+				"as it was":                     func(e *ingest.Event) {},
+				"saying something else":         func(e *ingest.Event) { e.Kind, e.Attributes = ingest.KindUpdated, email("b@example.com") },
+				"with no time, saying more":     func(e *ingest.Event) { e.OccurredAt, e.Attributes = time.Time{}, email("b@example.com") },
+				"of another user":               func(e *ingest.Event) { e.UserID = "u2" },
+				"of another user, deleting":     func(e *ingest.Event) { e.UserID, e.Kind = "u3", ingest.KindDeleted },
+				"older than the user":           func(e *ingest.Event) { e.OccurredAt = t0.Add(-time.Hour) },
+				"of a type not applied":         func(e *ingest.Event) { e.Kind = "organization_created" },
+				"that the command would refuse": func(e *ingest.Event) { e.UserID = "" },
+			} {
+				e := created
+				copied(&e)
+				r, err := apply(e)
+				require.NoError(t, err, what)
+				assert.Equal(t, ingest.StatusDuplicate, r.Status, what)
+			}
+			last, err := store.LastPosition(ctx)
+			require.NoError(t, err)
+			assert.Equal(t, int64(1), last, "no copy stored anything")
+			assert.Len(t, c.duplicates, 8)
+			assert.Empty(t, c.ignored)
+			u, err := users.Load(ctx, "u1")
+			require.NoError(t, err)
+			assert.Equal(t, "a@example.com", u.Email)
+		})
+	}
 }

@@ -13,7 +13,7 @@ import (
 // but user_id is the profile. Any provider's JSON user object can be read so.
 func attributes(object map[string]json.RawMessage, path string, fe *userhook.FieldErrors) aggregate.Attributes {
 	var a aggregate.Attributes
-	profile := map[string]any{}
+	var profile map[string]any
 	keys := make([]string, 0, len(object))
 	for k := range object {
 		keys = append(keys, k)
@@ -26,8 +26,8 @@ func attributes(object map[string]json.RawMessage, path string, fe *userhook.Fie
 		}
 		switch k {
 		case "email":
-			var email string
-			if err := json.Unmarshal(raw, &email); err != nil {
+			email, ok := jsonString(raw)
+			if !ok {
 				fe.Add(path+".email", "must be a string")
 				continue
 			}
@@ -44,8 +44,8 @@ func attributes(object map[string]json.RawMessage, path string, fe *userhook.Fie
 			}
 			a.EmailVerified = &v
 		case "name":
-			var name string
-			if err := json.Unmarshal(raw, &name); err != nil {
+			name, ok := jsonString(raw)
+			if !ok {
 				fe.Add(path+".name", "must be a string")
 				continue
 			}
@@ -57,9 +57,19 @@ func attributes(object map[string]json.RawMessage, path string, fe *userhook.Fie
 		case "user_id":
 		default:
 			var v any
-			if err := json.Unmarshal(raw, &v); err == nil {
-				profile[k] = v
+			if len(raw) > 0 && raw[0] == '"' {
+				s, ok := jsonString(raw)
+				if !ok {
+					continue
+				}
+				v = s
+			} else if err := json.Unmarshal(raw, &v); err != nil {
+				continue
 			}
+			if profile == nil {
+				profile = make(map[string]any, len(keys))
+			}
+			profile[k] = v
 		}
 	}
 	if len(profile) > 0 {

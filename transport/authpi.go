@@ -23,8 +23,9 @@ type innerEvent struct {
 
 // applyTo makes e the inner event: its id and type, its source and time where it says them, and its
 // subject's user, with the inner event's provenance in e's metadata. It returns the inner event's data, or
-// false when that is not a JSON object (a fault, for a type that is applied).
-func (inner innerEvent) applyTo(e *ingest.Event, path string, fe *userhook.FieldErrors) (map[string]json.RawMessage, bool) {
+// false when that is not a JSON object (a fault, for a type that is applied). checked says the envelope's
+// data is JSON that checkJSON accepted.
+func (inner innerEvent) applyTo(e *ingest.Event, path string, fe *userhook.FieldErrors, checked bool) (map[string]json.RawMessage, bool) {
 	e.ProviderEventID, e.Kind = inner.ID, ceKinds[inner.Type]
 	if inner.Source != "" {
 		e.Source = inner.Source
@@ -39,7 +40,13 @@ func (inner innerEvent) applyTo(e *ingest.Event, path string, fe *userhook.Field
 	}
 	var object map[string]json.RawMessage
 	if len(inner.Data) > 0 && string(inner.Data) != "null" {
-		if err := json.Unmarshal(inner.Data, &object); err != nil {
+		var err error
+		if checked {
+			object, err = objectMembers(inner.Data)
+		} else {
+			err = json.Unmarshal(inner.Data, &object)
+		}
+		if err != nil {
 			if e.Kind.Applies() {
 				fe.Add(path+".data", "must be a JSON object")
 			}
@@ -57,7 +64,8 @@ func asInner(envelopeType string, object map[string]json.RawMessage, path string
 		return innerEvent{}, false
 	}
 	var inner innerEvent
-	if json.Unmarshal(object["type"], &inner.Type) != nil || inner.Type == "" {
+	var ok bool
+	if inner.Type, ok = jsonString(object["type"]); !ok || inner.Type == "" {
 		return innerEvent{}, false
 	}
 	_, hasSubject := object["subject"]
@@ -73,20 +81,20 @@ func asInner(envelopeType string, object map[string]json.RawMessage, path string
 			}
 			return
 		}
-		if err := json.Unmarshal(raw, dst); err != nil {
+		s, ok := jsonString(raw)
+		if !ok {
 			fe.Add(path+"."+key, "must be a string")
+			return
 		}
+		*dst = s
 	}
 	str("id", &inner.ID, true)
 	str("source", &inner.Source, false)
 	str("trace", &inner.Trace, false)
 	if raw, ok := object["time"]; ok && string(raw) != "null" {
-		var ts string
-		t, err := time.Time{}, json.Unmarshal(raw, &ts)
-		if err == nil {
-			t, err = time.Parse(time.RFC3339Nano, ts)
-		}
-		if err != nil {
+		ts, ok := jsonString(raw)
+		t, err := time.Parse(time.RFC3339Nano, ts) // "" when not a string: zero, and an error
+		if !ok || err != nil {
 			fe.Add(path+".time", "must be an RFC 3339 time")
 		}
 		inner.Time = t

@@ -46,3 +46,15 @@ func BenchmarkVerifyStandardSignature(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDecodeCloudEventPlain is the load bench's event: a structured user.created with its own data.
+func BenchmarkDecodeCloudEventPlain(b *testing.B) {
+	body := []byte(`{"specversion":"1.0","id":"ce-1-1-1","source":"https://idp.example.com","type":"user.created","subject":"user-ce-1-1-1","time":"2024-01-01T00:00:00Z","datacontenttype":"application/json","data":{"email":"ce-1-1-1@example.com","name":"Bench User","plan":"pro"}}`)
+	h := http.Header{"Content-Type": {MediaCloudEvent}}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := DecodeCloudEvents(h, body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -5,12 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/cloudevents/sdk-go/v2/binding/format"
+	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
 	"github.com/userhook/userhook"
@@ -41,30 +42,41 @@ var ceKinds = map[string]ingest.Kind{
 // is applied: a fault anywhere refuses the whole request, with every fault in the list (fields are prefixed
 // with the event's index in a batch).
 func DecodeCloudEvents(header http.Header, body []byte) ([]ingest.Event, error) {
-	mt, _, _ := mime.ParseMediaType(header.Get("Content-Type"))
-	req, err := http.NewRequest(http.MethodPost, "/events", bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	req.Header = header.Clone()
-	req.ContentLength = int64(len(body))
-	for name := range req.Header {
+	mt, _ := mediaType(header.Get("Content-Type"))
+	for name := range header {
 		// A bare "ce-" header names no attribute; the SDK would index past its end (found by fuzzing).
 		if len(name) <= len("ce-") && strings.EqualFold(name, "ce-") {
 			return nil, userhook.FieldErrors{{Field: "ce-", Message: "a ce- header must name a CloudEvents attribute"}}
 		}
 	}
 
+	// checked: the body is JSON that checkJSON accepted, so the data of its events need not be checked again.
+	checked := false
 	if len(body) > 0 && (mt == MediaCloudEvent || mt == MediaCloudEventBatch || mt == "application/json" || mt == "") {
-		if err := checkJSON(body); err != nil {
+		valid, err := checkedJSON(body)
+		if err != nil {
 			return nil, err
 		}
+		checked = valid
+	}
+	request := func() (*http.Request, error) {
+		req, err := http.NewRequest(http.MethodPost, "/events", bytes.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		req.Header = header.Clone()
+		req.ContentLength = int64(len(body))
+		return req, nil
 	}
 	batch := mt == MediaCloudEventBatch
 	var fe userhook.FieldErrors
 	var out []ingest.Event
 	if batch {
 		if err := checkBatchShape(body); err != nil {
+			return nil, err
+		}
+		req, err := request()
+		if err != nil {
 			return nil, err
 		}
 		events, err := cehttp.NewEventsFromHTTPRequest(req)
@@ -78,7 +90,7 @@ func DecodeCloudEvents(header http.Header, body []byte) ([]ingest.Event, error) 
 			return nil, userhook.FieldErrors{{Field: "batch", Message: fmt.Sprintf("a batch holds at most %d events", MaxBatch)}}
 		}
 		for i := range events {
-			e, faults := decodeCloudEvent(&events[i], fmt.Sprintf("[%d].", i))
+			e, faults := decodeCloudEvent(&events[i], fmt.Sprintf("[%d].", i), checked && rawJSONData(&events[i]))
 			fe = append(fe, faults...)
 			out = append(out, e)
 		}
@@ -87,11 +99,28 @@ func DecodeCloudEvents(header http.Header, body []byte) ([]ingest.Event, error) 
 			return nil, userhook.FieldErrors{{Field: "ce-specversion",
 				Message: "not a CloudEvent: send application/cloudevents+json, application/cloudevents-batch+json, or ce-* headers"}}
 		}
-		ev, err := cehttp.NewEventFromHTTPRequest(req)
-		if err != nil {
-			return nil, userhook.Errorf(userhook.ErrInvalid, "not a CloudEvent: %s", firstLine(err))
+		var ev *event.Event
+		if object := bytes.Trim(body, " \t\r\n"); mt == MediaCloudEvent && checked && object[0] == '{' {
+			// Structured mode, as the SDK reads it (its JSON format is json.Unmarshal into an event.Event, that is
+			// the event's own UnmarshalJSON) without a request to carry the body, nor a second pass to check it.
+			e := event.New()
+			if err := e.UnmarshalJSON(object); err != nil {
+				return nil, userhook.Errorf(userhook.ErrInvalid, "not a CloudEvent: %s", firstLine(err))
+			}
+			ev = &e
+		} else {
+			req, err := request()
+			if err != nil {
+				return nil, err
+			}
+			if ev, err = cehttp.NewEventFromHTTPRequest(req); err != nil {
+				return nil, userhook.Errorf(userhook.ErrInvalid, "not a CloudEvent: %s", firstLine(err))
+			}
 		}
-		e, faults := decodeCloudEvent(ev, "")
+		// The SDK reads a body in a CloudEvents format (even where mime cannot parse the Content-Type) as the
+		// structured event; any other as the data of a binary one.
+		structured := format.Lookup(header.Get("Content-Type")) != nil
+		e, faults := decodeCloudEvent(ev, "", checked && (!structured || rawJSONData(ev)))
 		fe = append(fe, faults...)
 		out = append(out, e)
 	}
@@ -99,6 +128,19 @@ func DecodeCloudEvents(header http.Header, body []byte) ([]ingest.Event, error) 
 		return nil, err
 	}
 	return out, nil
+}
+
+// rawJSONData says whether the SDK kept an event's data as the JSON of its structured form, byte for byte: it
+// does for a JSON data media type (none is JSON too), and decodes it otherwise (a string, base64).
+func rawJSONData(ev *event.Event) bool {
+	if ev.DataBase64 {
+		return false
+	}
+	switch ev.DataMediaType() {
+	case "", event.ApplicationJSON, event.TextJSON, event.ApplicationCloudEventsJSON, event.ApplicationCloudEventsBatchJSON:
+		return true
+	}
+	return false
 }
 
 // checkBatchShape refuses a batch body that is not exactly one JSON array before the SDK reads it (the SDK
@@ -148,8 +190,9 @@ type cloudEvent interface {
 
 // decodeCloudEvent reads one CloudEvent into the event to apply: the envelope's own, or AuthPI's inner event
 // when its data is one. Only the data of a type that is applied is checked; any other type is taken as it
-// is, to be acknowledged as ignored.
-func decodeCloudEvent(ev cloudEvent, prefix string) (ingest.Event, userhook.FieldErrors) {
+// is, to be acknowledged as ignored. checked says the data, when there is any, is JSON that checkJSON
+// accepted.
+func decodeCloudEvent(ev cloudEvent, prefix string, checked bool) (ingest.Event, userhook.FieldErrors) {
 	var fe userhook.FieldErrors
 	if err := ev.Validate(); err != nil {
 		// The SDK says one fault per line, in no fixed order: every one is reported, sorted.
@@ -164,10 +207,11 @@ func decodeCloudEvent(ev cloudEvent, prefix string) (ingest.Event, userhook.Fiel
 			return ingest.Event{}, fe
 		}
 	}
+	id, source, typ := ev.ID(), ev.Source(), ev.Type()
 	e := ingest.Event{
-		ID: ev.ID(), Source: ev.Source(), ProviderEventID: ev.ID(), UserID: ev.Subject(),
-		Kind: ceKinds[ev.Type()], OccurredAt: ev.Time(),
-		Metadata: map[string]string{"ce_id": ev.ID(), "ce_source": ev.Source(), "ce_type": ev.Type()},
+		ID: id, Source: source, ProviderEventID: id, UserID: ev.Subject(),
+		Kind: ceKinds[typ], OccurredAt: ev.Time(),
+		Metadata: map[string]string{"ce_id": id, "ce_source": source, "ce_type": typ},
 	}
 	data := ev.Data()
 	if mt := ev.DataMediaType(); len(data) > 0 && mt != "" && mt != "application/json" && !strings.HasSuffix(mt, "+json") {
@@ -178,7 +222,13 @@ func decodeCloudEvent(ev cloudEvent, prefix string) (ingest.Event, userhook.Fiel
 	}
 	var object map[string]json.RawMessage
 	if len(data) > 0 {
-		if err := json.Unmarshal(data, &object); err != nil {
+		var err error
+		if checked {
+			object, err = objectMembers(data)
+		} else {
+			err = json.Unmarshal(data, &object)
+		}
+		if err != nil {
 			if e.Kind.Applies() {
 				fe.Add(prefix+"data", "must be a JSON object")
 			}
@@ -187,7 +237,7 @@ func decodeCloudEvent(ev cloudEvent, prefix string) (ingest.Event, userhook.Fiel
 	}
 	dataPath, userIDField := prefix+"data", prefix+"subject"
 	if inner, ok := asInner(ev.Type(), object, dataPath, &fe); ok {
-		if object, ok = inner.applyTo(&e, dataPath, &fe); !ok {
+		if object, ok = inner.applyTo(&e, dataPath, &fe, checked); !ok {
 			return e, fe
 		}
 		dataPath, userIDField = dataPath+".data", prefix+"data.subject.user_id"
@@ -197,7 +247,9 @@ func decodeCloudEvent(ev cloudEvent, prefix string) (ingest.Event, userhook.Fiel
 	}
 	if e.UserID == "" {
 		if raw, ok := object["user_id"]; ok {
-			_ = json.Unmarshal(raw, &e.UserID)
+			if id, ok := jsonString(raw); ok {
+				e.UserID = id
+			}
 		}
 	}
 	if msg := aggregate.CheckUserID(e.UserID); msg != "" {

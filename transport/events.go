@@ -71,5 +71,12 @@ func (s *Server) postEvents(c echo.Context) error {
 	if latest > 0 {
 		c.Response().Header().Set("X-Event-Position", strconv.FormatInt(latest, 10))
 	}
-	return c.JSON(http.StatusOK, map[string]any{"success": true, "results": results})
+	return c.JSON(http.StatusOK, postEventsResponse{Success: true, Results: results})
+}
+
+// postEventsResponse is the answer of POST /events; its members in the order a map of them was written in,
+// as it once was.
+type postEventsResponse struct {
+	Results []ingest.Result `json:"results"`
+	Success bool            `json:"success"`
 }

@@ -25,20 +25,32 @@ const MaxJSONDepth = 64
 // strings are scanned as a whole, brackets push and pop, and a string right after '{' or ',' in an object is a
 // key.
 func checkJSON(body []byte) error {
+	_, err := checkedJSON(body)
+	return err
+}
+
+// checkedJSON is checkJSON that also says whether the body is JSON (json.Valid): a body it accepts and says
+// is JSON holds valid UTF-8 only, no unpaired surrogate escape and no key twice in one object, so any value in
+// it can be read as such without checking it again (see objectMembers, jsonString).
+func checkedJSON(body []byte) (valid bool, err error) {
 	if !utf8.Valid(body) {
-		return userhook.Errorf(userhook.ErrInvalid, "the body is not valid UTF-8")
+		return false, userhook.Errorf(userhook.ErrInvalid, "the body is not valid UTF-8")
 	}
 	if !json.Valid(body) {
-		return nil
+		return false, nil
 	}
 	type frame struct {
 		object bool
-		keys   [][]byte            // a linear search while an object has few keys (no copies),
+		first  int                 // where its keys start in keys, a linear search while an object has few (no copies),
 		set    map[string]struct{} // a map once it has many
 		key    []byte              // the member being read, in an object
 		index  int                 // the element being read, in an array
 	}
-	var stack []frame
+	// The keys of the objects on the stack, each object's after its parent's (an object's keys are dropped
+	// when it closes); a common body needs no allocation for them, nor for the stack.
+	var keysBuf [32][]byte
+	var stackBuf [16]frame
+	keys, stack := keysBuf[:0], stackBuf[:0]
 	path := func() string {
 		var b strings.Builder
 		for _, f := range stack {
@@ -71,40 +83,41 @@ func checkJSON(body []byte) error {
 				top := &stack[len(stack)-1]
 				top.key = key
 				if lone {
-					return userhook.FieldErrors{{Field: path(), Message: "this key " + unpairedSurrogate}}
+					return true, userhook.FieldErrors{{Field: path(), Message: "this key " + unpairedSurrogate}}
 				}
 				dup := false
 				if top.set != nil {
 					_, dup = top.set[string(key)]
 					top.set[string(key)] = struct{}{}
 				} else {
-					for _, k := range top.keys {
+					for _, k := range keys[top.first:] {
 						dup = dup || bytes.Equal(k, key)
 					}
-					top.keys = append(top.keys, key)
-					if len(top.keys) > 16 {
-						top.set = make(map[string]struct{}, 2*len(top.keys))
-						for _, k := range top.keys {
+					keys = append(keys, key)
+					if len(keys)-top.first > 16 {
+						top.set = make(map[string]struct{}, 2*(len(keys)-top.first))
+						for _, k := range keys[top.first:] {
 							top.set[string(k)] = struct{}{}
 						}
-						top.keys = nil
+						keys = keys[:top.first]
 					}
 				}
 				if dup {
-					return userhook.Errorf(userhook.ErrInvalid, "the key %q appears twice in one object", truncate(string(key), 64))
+					return true, userhook.Errorf(userhook.ErrInvalid, "the key %q appears twice in one object", truncate(string(key), 64))
 				}
 				expectKey = false
 			} else if lone {
-				return userhook.FieldErrors{{Field: path(), Message: unpairedSurrogate}}
+				return true, userhook.FieldErrors{{Field: path(), Message: unpairedSurrogate}}
 			}
 			i = j
 		case '{', '[':
 			if len(stack) >= MaxJSONDepth {
-				return userhook.Errorf(userhook.ErrInvalid, "the body nests deeper than %d levels", MaxJSONDepth)
+				return true, userhook.Errorf(userhook.ErrInvalid, "the body nests deeper than %d levels", MaxJSONDepth)
 			}
-			stack = append(stack, frame{object: body[i] == '{'})
+			stack = append(stack, frame{object: body[i] == '{', first: len(keys)})
 			expectKey = body[i] == '{'
 		case '}', ']':
+			keys = keys[:stack[len(stack)-1].first]
 			stack = stack[:len(stack)-1]
 			expectKey = false
 		case ',':
@@ -115,7 +128,7 @@ func checkJSON(body []byte) error {
 			}
 		}
 	}
-	return nil
+	return true, nil
 }
 
 const unpairedSurrogate = "holds a \\u escape of a UTF-16 surrogate (\\ud800 to \\udfff) without its pair, " +

@@ -273,11 +273,22 @@ func (s *Server) recover(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// mediaType is the media type of mime.ParseMediaType, without its work (and its map of parameters) for the
+// bare types of every request of the ingest routes.
+func mediaType(contentType string) (string, error) {
+	switch contentType {
+	case "application/json", MediaCloudEvent, MediaCloudEventBatch:
+		return contentType, nil
+	}
+	mt, _, err := mime.ParseMediaType(contentType)
+	return mt, err
+}
+
 // readJSONBody reads a body of at most MaxBodyBytes whose Content-Type, when given, is JSON.
 func readJSONBody(c echo.Context, accepted ...string) ([]byte, error) {
 	req := c.Request()
 	if ct := req.Header.Get(echo.HeaderContentType); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
+		mt, err := mediaType(ct)
 		ok := err == nil && mt == "application/json"
 		for _, a := range accepted {
 			ok = ok || err == nil && mt == a

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/userhook/userhook"
 	"github.com/userhook/userhook/aggregate"
@@ -321,19 +322,8 @@ func (m *ReadModel) Rebuild(ctx context.Context, name string, position int64, us
 		if _, err := tx.ExecContext(ctx, strings.Replace(tableSQL, "users", "users_rebuild", 1)); err != nil {
 			return fmt.Errorf("readmodel: create rebuild table: %w", err)
 		}
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO users_rebuild (`+writeColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-		if err != nil {
+		if err := insertRebuild(ctx, tx, users); err != nil {
 			return err
-		}
-		defer stmt.Close()
-		for _, u := range users {
-			vals, err := values(u)
-			if err != nil {
-				return err
-			}
-			if _, err := stmt.ExecContext(ctx, vals...); err != nil {
-				return fmt.Errorf("readmodel: rebuild %s: %w", u.ID, err)
-			}
 		}
 		for _, q := range []string{`DROP TABLE users`, `ALTER TABLE users_rebuild RENAME TO users`} {
 			if _, err := tx.ExecContext(ctx, q); err != nil {
@@ -354,6 +344,92 @@ func (m *ReadModel) Rebuild(ctx context.Context, name string, position int64, us
 		return nil
 	})
 }
+
+// rebuildBatch is how many rows one INSERT of a rebuild writes.
+const rebuildBatch = 100
+
+// insertRebuild writes users into users_rebuild, rebuildBatch rows a statement. Each row's values (the JSON of
+// its profile, its email key) are made on another goroutine while SQLite inserts the batch before.
+func insertRebuild(ctx context.Context, tx *sql.Tx, users []aggregate.User) error {
+	type batch struct {
+		users []aggregate.User
+		args  []any
+		err   error
+	}
+	batches := make(chan batch, 2)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer close(stop)
+	wg.Go(func() {
+		defer close(batches)
+		for lo := 0; lo < len(users); lo += rebuildBatch {
+			b := batch{users: users[lo:min(lo+rebuildBatch, len(users))]}
+			for _, u := range b.users {
+				vals, err := values(u)
+				if err != nil {
+					b.err = err
+					break
+				}
+				if b.args == nil {
+					b.args = make([]any, 0, len(b.users)*len(vals))
+				}
+				b.args = append(b.args, vals...)
+			}
+			select {
+			case batches <- b:
+			case <-stop:
+				return
+			}
+			if b.err != nil {
+				return
+			}
+		}
+	})
+	statements := map[int]*sql.Stmt{} // by rows: the full batch's, and the last one's
+	defer func() {
+		for _, s := range statements {
+			_ = s.Close()
+		}
+	}()
+	for b := range batches {
+		if b.err != nil {
+			return b.err
+		}
+		stmt := statements[len(b.users)]
+		if stmt == nil {
+			q := `INSERT INTO users_rebuild (` + writeColumns + `) VALUES ` +
+				strings.Repeat(rowPlaceholders+`, `, len(b.users)-1) + rowPlaceholders
+			var err error
+			if stmt, err = tx.PrepareContext(ctx, q); err != nil {
+				return err
+			}
+			statements[len(b.users)] = stmt
+		}
+		if err := execQuery(ctx, stmt, b.args); err != nil {
+			return fmt.Errorf("readmodel: rebuild %s to %s: %w", b.users[0].ID, b.users[len(b.users)-1].ID, err)
+		}
+	}
+	return nil
+}
+
+// execQuery runs a statement that returns no rows through Query rather than Exec: go-sqlite3 binds a query's
+// parameters and steps it in one call into C, and an Exec's one call for each parameter.
+func execQuery(ctx context.Context, stmt *sql.Stmt, args []any) error {
+	rows, err := stmt.QueryContext(ctx, args...)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+	}
+	if err := rows.Close(); err != nil {
+		return err
+	}
+	return rows.Err()
+}
+
+// rowPlaceholders are the parameters of one row of writeColumns.
+const rowPlaceholders = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 func indexes(ctx context.Context, tx *sql.Tx) ([]string, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'users' AND sql IS NOT NULL ORDER BY name`)
