@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"hash/maphash"
+	"math"
 	"math/bits"
 	"sync"
 	"sync/atomic"
@@ -227,8 +228,11 @@ const (
 	filterProbes     = 7
 )
 
-// filterMinBits is the size of the smallest filter, 128 KiB (a variable for tests).
-var filterMinBits uint64 = 1 << 20
+// filterMinBits is the size of the smallest filter, 128 KiB, and filterMaxBits of the largest, 8 MiB (about
+// 6.7 million keys at 1%): past it the filter keeps its size, so the memory the receipts take stays bounded
+// however many are recorded, and its false positives, which the query answers, grow instead. (Variables for
+// tests.)
+var filterMinBits, filterMaxBits uint64 = 1 << 20, 1 << 26
 
 var filterSeed = maphash.MakeSeed()
 
@@ -238,7 +242,11 @@ func newKeyFilter(n int64) *keyFilter {
 	if want := uint64(max(n, 0)) * filterBitsPerKey; want > size {
 		size = 1 << bits.Len64(want-1)
 	}
-	return &keyFilter{words: make([]atomic.Uint64, size/64), mask: size - 1, limit: int64(size / filterBitsPerKey)}
+	limit := int64(size / filterBitsPerKey)
+	if size >= filterMaxBits {
+		size, limit = filterMaxBits, math.MaxInt64 // the largest: never asks to be rebuilt larger
+	}
+	return &keyFilter{words: make([]atomic.Uint64, size/64), mask: size - 1, limit: limit}
 }
 
 // add adds key and says whether the filter now holds more keys than it was made for.

@@ -192,3 +192,30 @@ func TestFilterBuiltAgainAfterAFailure(t *testing.T) {
 	require.NoError(t, err)
 	filterBuilt(t, s)
 }
+
+// TestReceiptFilterStaysBounded: past its largest size the filter grows no more, however many receipts are
+// recorded, and every receipt is still Receipted (the query answers its false positives).
+func TestReceiptFilterStaysBounded(t *testing.T) {
+	// Not parallel: it makes every filter tiny.
+	defer func(lo, hi uint64) { filterMinBits, filterMaxBits = lo, hi }(filterMinBits, filterMaxBits)
+	filterMinBits, filterMaxBits = 64, 256 // 6 keys, then at most 25 at 1%
+
+	ctx := context.Background()
+	s, _ := openStore(t, filepath.Join(t.TempDir(), "events.db"))
+	filterBuilt(t, s)
+	for i := range 200 {
+		key := fmt.Sprintf("ce_%d", i)
+		require.NoError(t, s.Receive(ctx, key, "ignored:stale"))
+		got, err := s.Receipted(ctx, key)
+		require.NoError(t, err)
+		require.True(t, got, key)
+	}
+	require.Eventually(t, func() bool { return !s.receipts.building.Load() }, 5*time.Second, time.Millisecond)
+	s.receipts.builds.Wait()
+	f := s.receipts.keys.Load()
+	assert.Equal(t, uint64(256), f.mask+1, "the filter stopped at its largest size")
+	assert.False(t, f.add("one more"), "the largest filter never asks to be rebuilt")
+	got, err := s.Receipted(ctx, "never recorded")
+	require.NoError(t, err)
+	assert.False(t, got)
+}
