@@ -83,8 +83,8 @@ func (b *postgresBackend) Close() error {
 	return b.storage.close(b.db)
 }
 
-// relayLock is the session advisory lock whose holder runs the relay.
-const relayLock = 0x75687265 // "uhre"
+// relayLock names the session advisory lock whose holder runs the relay (postgresdb.DB.Lock).
+const relayLock = "relay"
 
 // Lead blocks until this instance holds the relay lock on a connection of its own, and returns a context
 // that ends when that connection (and with it the lock) is lost, so another instance takes over.
@@ -95,7 +95,7 @@ func (b *postgresBackend) Lead(ctx context.Context) (context.Context, error) {
 	}
 	for {
 		var got bool
-		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, relayLock).Scan(&got); err != nil {
+		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, b.db.Lock(relayLock)).Scan(&got); err != nil {
 			conn.Release()
 			return nil, err
 		}
@@ -117,7 +117,7 @@ func (b *postgresBackend) Lead(ctx context.Context) (context.Context, error) {
 		for {
 			select {
 			case <-leading.Done():
-				_, _ = conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, relayLock)
+				_, _ = conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, b.db.Lock(relayLock))
 				return
 			case <-t.C:
 				if err := conn.Ping(leading); err != nil {
@@ -146,7 +146,7 @@ func (b *postgresBackend) Follow(ctx context.Context, tracker *projection.Tracke
 				tracker.Advance(pos)
 			}
 		}
-		b.db.Listen(ctx, readModelChannel, log, caughtUp, func(payload string) {
+		b.db.Listen(ctx, b.db.Channel(readModelChannel), log, caughtUp, func(payload string) {
 			if pos, err := strconv.ParseInt(payload, 10, 64); err == nil {
 				tracker.Advance(pos)
 			}

@@ -37,10 +37,11 @@ const Component = "events"
 //go:embed migrations/*.sql
 var Migrations embed.FS
 
-// appendLock is the advisory lock key every append transaction holds until it commits.
-const appendLock = 0x75686170 // "uhap"
+// appendLock names the advisory lock every append transaction holds until it commits (postgresdb.DB.Lock).
+const appendLock = "append"
 
-// channel is the LISTEN/NOTIFY channel on which commits are announced to every instance.
+// channel names the LISTEN/NOTIFY channel on which commits are announced to every instance
+// (postgresdb.DB.Channel).
 const channel = "userhook_events"
 
 // MaxBatch bounds how many appends share one transaction.
@@ -55,6 +56,9 @@ var _ eventstore.Receipts = (*Store)(nil)
 type Store struct {
 	db  *postgresdb.DB
 	now func() time.Time
+	// lock and channel are this schema's append lock and announcement channel.
+	lock    int64
+	channel string
 
 	writer *eventstore.GroupCommit
 
@@ -71,6 +75,8 @@ func New(ctx context.Context, db *postgresdb.DB) (*Store, error) {
 	s := &Store{
 		db:         db,
 		now:        func() time.Time { return time.Now().UTC() },
+		lock:       db.Lock(appendLock),
+		channel:    db.Channel(channel),
 		listenDone: make(chan struct{}),
 	}
 	s.writer = eventstore.NewGroupCommit(MaxBatch, s.commit, s.afterCommit)
@@ -99,7 +105,7 @@ func (s *Store) listen(ctx context.Context) {
 		}
 		s.committed.Signal()
 	}
-	s.db.Listen(ctx, channel, slog.Default(), heard, func(payload string) {
+	s.db.Listen(ctx, s.channel, slog.Default(), heard, func(payload string) {
 		if pos, err := strconv.ParseInt(payload, 10, 64); err == nil {
 			s.writer.Heard(pos)
 			s.committed.Signal()
@@ -185,7 +191,7 @@ func (s *Store) commitOnce(ctx context.Context, batch []*eventstore.Pending, loc
 	var first pgx.Batch
 	first.Queue(`BEGIN`)
 	if lockFirst {
-		first.Queue(`SELECT pg_advisory_xact_lock($1)`, appendLock)
+		first.Queue(`SELECT pg_advisory_xact_lock($1)`, s.lock)
 	}
 	// One index probe per stream (the newest version of (stream_id, version)), whatever the planner knows of
 	// the table; streams without events come back 0.
@@ -288,7 +294,7 @@ func (s *Store) commitOnce(ctx context.Context, batch []*eventstore.Pending, loc
 	var second pgx.Batch
 	if n > 0 {
 		if !lockFirst {
-			second.Queue(`SELECT pg_advisory_xact_lock($1)`, appendLock)
+			second.Queue(`SELECT pg_advisory_xact_lock($1)`, s.lock)
 		}
 		second.Queue(`SELECT COALESCE(MAX(position), 0) FROM events`)
 		second.Queue(insertAfterLast, rows.Args()...)
@@ -296,7 +302,7 @@ func (s *Store) commitOnce(ctx context.Context, batch []*eventstore.Pending, loc
 	second.Queue(`COMMIT`)
 	if n > 0 {
 		// The newest position is announced to every instance once committed (postgresdb.Announce).
-		second.Queue(announceNewest, channel)
+		second.Queue(announceNewest, s.channel)
 	}
 	var last int64
 	committed := false

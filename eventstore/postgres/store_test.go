@@ -261,3 +261,30 @@ func TestIntegrationRacesAcrossInstances(t *testing.T) {
 		assert.Equal(t, int64(i+1), e.Position, "positions without gaps")
 	}
 }
+
+// TestIntegrationSchemasDoNotHearEachOther: two deployments sharing a database in schemas of their own do not
+// hear each other's commits. Before channels were named per schema, the other deployment's newest position
+// was taken for this one's, and its reader never learnt that it was caught up.
+func TestIntegrationSchemasDoNotHearEachOther(t *testing.T) {
+	ctx := context.Background()
+	one := instances(t, 2)
+	other := instances(t, 1)[0]
+	// other is ready once it has read where its own store stands.
+	require.Eventually(t, func() bool {
+		_, all := other.Recent(0, 10)
+		return all
+	}, 5*time.Second, 10*time.Millisecond)
+	appendFromWriters(t, one[:1], 2, 20, 0, func(w, i int) string { return fmt.Sprintf("w%d-%d", w, i) })
+	last, err := one[0].LastPosition(ctx)
+	require.NoError(t, err)
+	// one's second instance has heard the commits announced...
+	require.Eventually(t, func() bool {
+		_, all := one[1].Recent(last, 10)
+		return all
+	}, 5*time.Second, 10*time.Millisecond)
+	// ...and the other deployment, with no events of its own, goes on knowing it is caught up.
+	assert.Never(t, func() bool {
+		_, all := other.Recent(0, 10)
+		return !all
+	}, 300*time.Millisecond, 10*time.Millisecond)
+}

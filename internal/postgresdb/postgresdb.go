@@ -26,6 +26,8 @@ type DB struct {
 	// Timeout bounds each call of the stores that is not bounded by a caller's context (the event store's
 	// group commit); zero is no bound.
 	Timeout time.Duration
+	// schema is the current schema of the pool's connections (search_path), read once at Open.
+	schema string
 }
 
 // Open connects to url (any postgres:// URL pgx accepts; extra parameters such as search_path are sent as
@@ -64,7 +66,37 @@ func Open(ctx context.Context, url string, timeout time.Duration) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgresdb: %w", err)
 	}
-	return &DB{Pool: pool, Timeout: timeout}, nil
+	db := &DB{Pool: pool, Timeout: timeout}
+	if err := pool.QueryRow(ctx, `SELECT COALESCE(current_schema(), '')`).Scan(&db.schema); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgresdb: %w", err)
+	}
+	return db, nil
+}
+
+// Notification channels and advisory locks belong to the whole database, not to a schema: deployments that
+// share a database in schemas of their own (search_path) would hear each other's commits and wait for, or
+// worse, take over, each other's locks. Channel and Lock give each schema names of its own.
+
+// Channel is the LISTEN/NOTIFY channel name for this schema's name.
+func (db *DB) Channel(name string) string {
+	h := fnv.New64a()
+	h.Write([]byte(db.schema))
+	return fmt.Sprintf("%s_%016x", name, h.Sum64())
+}
+
+// Lock is the one-key advisory lock for this schema's name.
+func (db *DB) Lock(name string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("userhook lock " + name + " " + db.schema))
+	return int64(h.Sum64())
+}
+
+// LockSpace is the first key of a two-key advisory lock space for this schema's name.
+func (db *DB) LockSpace(name string) int32 {
+	h := fnv.New32a()
+	h.Write([]byte("userhook lock space " + name + " " + db.schema))
+	return int32(h.Sum32())
 }
 
 // Close closes the pool.
@@ -78,12 +110,8 @@ func (db *DB) Close() error {
 // up instances starting together). Keying the lock by schema serialises the instances that migrate one schema,
 // and them alone: deployments (or tests) in other schemas of the same database do not wait for each other.
 func (db *DB) dialect(ctx context.Context) (migrate.Dialect, error) {
-	var schema string
-	if err := db.Pool.QueryRow(ctx, `SELECT COALESCE(current_schema(), '')`).Scan(&schema); err != nil {
-		return migrate.Dialect{}, err
-	}
 	h := fnv.New64a()
-	h.Write([]byte("userhook migrations " + schema))
+	h.Write([]byte("userhook migrations " + db.schema))
 	key := int64(h.Sum64())
 	return migrate.Dialect{
 		Goose:       goose.DialectPostgres,

@@ -40,6 +40,7 @@ var _ projection.ReadModel = (*ReadModel)(nil)
 type ReadModel struct {
 	db       *postgresdb.DB
 	announce string // the NOTIFY channel of every commit, when set
+	space    int32  // this schema's advisory-lock space for user ids
 }
 
 // New migrates the read-model tables of db and returns the read model on them.
@@ -47,7 +48,7 @@ func New(ctx context.Context, db *postgresdb.DB) (*ReadModel, error) {
 	if err := db.Migrate(ctx, Component, Migrations); err != nil {
 		return nil, err
 	}
-	return &ReadModel{db: db}, nil
+	return &ReadModel{db: db, space: db.LockSpace(userLockSpace)}, nil
 }
 
 // userColumns are the columns scanUser reads; email_key is written beside them.
@@ -116,9 +117,9 @@ const upsertFresh = `WITH written AS (` + upsertUsers + `
 const upsertCheckpoint = `INSERT INTO checkpoints (name, position) VALUES ($1, $2)
 	ON CONFLICT (name) DO UPDATE SET position = GREATEST(checkpoints.position, excluded.position)`
 
-// userLockSpace is the first key of the transaction-level advisory locks Batch takes on user ids. The
-// two-key lock space does not overlap the one-key space that postgresdb's migration lock uses.
-const userLockSpace = 0x75687573 // "uhus"
+// userLockSpace names the first key of the transaction-level advisory locks Batch takes on user ids
+// (postgresdb.DB.LockSpace). The two-key lock space does not overlap the one-key space of the other locks.
+const userLockSpace = "users"
 
 // lockUsers takes the advisory locks in the order of the array, which lockKeys sorts, so that two batches
 // never wait for each other in a cycle.
@@ -177,7 +178,7 @@ func (m *ReadModel) Batch(ctx context.Context, name string, position int64, user
 	var first pgx.Batch
 	first.Queue(`BEGIN`)
 	if len(rows) > 0 {
-		first.Queue(lockUsers, userLockSpace, lockKeys(append(slices.Clip(read), fresh...)))
+		first.Queue(lockUsers, m.space, lockKeys(append(slices.Clip(read), fresh...)))
 	}
 	if len(read) > 0 {
 		first.Queue(`SELECT `+userColumns+` FROM users WHERE user_id = ANY($1) ORDER BY user_id FOR UPDATE`, read)
@@ -325,9 +326,10 @@ func (c *rowColumns) args() []any {
 	return []any{c.id, c.email, c.verified, c.name, c.status, c.profile, c.created, c.updated, c.version, c.position, c.emailKey}
 }
 
-// AnnounceCommits has every Batch notify channel, in its transaction, with the position it committed: other
-// instances' readers LISTEN to it to advance their trackers. One notification per batch, sent on commit.
-func (m *ReadModel) AnnounceCommits(channel string) { m.announce = channel }
+// AnnounceCommits has every Batch notify this schema's channel of that name (postgresdb.DB.Channel) with the
+// position it committed: other instances' readers LISTEN to it to advance their trackers. One notification
+// per batch, sent on commit.
+func (m *ReadModel) AnnounceCommits(channel string) { m.announce = m.db.Channel(channel) }
 
 // Checkpoint implements stream.Checkpoints.
 func (m *ReadModel) Checkpoint(ctx context.Context, name string) (int64, error) {
