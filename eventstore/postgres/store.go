@@ -59,6 +59,9 @@ type Store struct {
 	// lock and channel are this schema's append lock and announcement channel.
 	lock    int64
 	channel string
+	// fastMiss is set after a batch commitFast could not write: the next one is decided by reading first.
+	// Only the writer's goroutine touches it.
+	fastMiss bool
 
 	writer *eventstore.GroupCommit
 
@@ -142,16 +145,156 @@ func (s *Store) commit(batch []*eventstore.Pending) (err error) {
 			err = fmt.Errorf("%w (%w)", err, ctx.Err())
 		}
 	}()
+	// Most batches are decided by the unique indexes alone: a new user's stream starts at version 1, an
+	// update names the version it read. They are written in one round trip, without reading first. A batch
+	// the indexes refuse (a version another append took, an event id stored before) is decided by reading.
+	if !s.fastMiss && fastEligible(batch) {
+		done, err := s.commitFast(ctx, batch)
+		if done || err != nil {
+			return err
+		}
+		// The next batch goes the reading way: a run of duplicates (a provider retrying) pays for one
+		// refused round trip, not one per batch.
+		s.fastMiss = true
+	} else {
+		s.fastMiss = false
+	}
 	// The checks are read before the append lock is taken, so that the lock, which every instance's commits
 	// wait for, is held only while the server inserts and flushes, never across a round trip. Another
 	// instance may commit to the same stream, or the same event id, in between: the unique indexes refuse
 	// the insert then, and the batch is decided again with the lock taken first.
 	err = s.commitOnce(ctx, batch, false)
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == uniqueViolation && ctx.Err() == nil {
+	if isUniqueViolation(err) && ctx.Err() == nil {
 		err = s.commitOnce(ctx, batch, true)
 	}
 	return err
+}
+
+func isUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == uniqueViolation
+}
+
+// fastEligible says whether every append of batch names the version it expects, so that its events'
+// versions are known without reading the stream.
+func fastEligible(batch []*eventstore.Pending) bool {
+	for _, r := range batch {
+		if r.Expected == eventstore.ExpectAny {
+			return false
+		}
+	}
+	return true
+}
+
+// insertIfAtExpected is insertAfterLast, written only if every stream of $11 has the version of $12 stored
+// (0: the stream is new, which the unique index checks): an append that expects a version its stream does
+// not have yet would otherwise leave a gap. Nothing is written when one does not.
+const insertIfAtExpected = insertAfterLast + `
+	WHERE NOT EXISTS (SELECT 1 FROM unnest($11::text[], $12::bigint[]) AS x(s, v)
+		WHERE x.v > 0 AND NOT EXISTS (SELECT 1 FROM events e WHERE e.stream_id = x.s AND e.version = x.v))`
+
+// commitFast writes batch in one pipelined round trip, as if every append's stream were at the version it
+// expects and none of its event ids were stored: the transaction, the lock, the newest position, the insert,
+// the commit and the announcement. done is false, with nothing written, when that was not so (the unique
+// indexes refused the insert, or a stream lacked the version expected): the batch must then be decided by
+// reading.
+func (s *Store) commitFast(ctx context.Context, batch []*eventstore.Pending) (done bool, err error) {
+	now := s.now()
+	var rows Rows
+	var n int64
+	streams := make([]string, 0, len(batch))
+	expected := make([]int64, 0, len(batch))
+	for _, r := range batch {
+		r.Out, r.Err = nil, nil
+		if err := r.Ctx.Err(); err != nil {
+			r.Err = err
+			continue
+		}
+		out, err := place(&rows, &n, r, r.Expected, now)
+		if err != nil {
+			return true, err
+		}
+		r.Out = out
+		streams = append(streams, r.Stream)
+		expected = append(expected, r.Expected)
+	}
+	if n == 0 {
+		return true, nil
+	}
+	tx, err := s.db.RoundTrips(ctx)
+	if err != nil {
+		return true, fmt.Errorf("eventstore/postgres: connect: %w", err)
+	}
+	defer tx.Release(ctx)
+	var b pgx.Batch
+	b.Queue(`BEGIN`)
+	b.Queue(`SELECT pg_advisory_xact_lock($1)`, s.lock)
+	b.Queue(`SELECT COALESCE(MAX(position), 0) FROM events`)
+	b.Queue(insertIfAtExpected, append(rows.Args(), streams, expected)...)
+	b.Queue(`COMMIT`)
+	b.Queue(announceNewest, s.channel)
+	var last, written int64
+	committed := false
+	err = tx.Send(ctx, &b, func(res pgx.BatchResults) error {
+		for _, what := range []string{"begin", "lock"} {
+			if _, err := res.Exec(); err != nil {
+				return fmt.Errorf("eventstore/postgres: %s: %w", what, err)
+			}
+		}
+		if err := res.QueryRow().Scan(&last); err != nil {
+			return fmt.Errorf("eventstore/postgres: last position: %w", err)
+		}
+		tag, err := res.Exec()
+		if err != nil {
+			return fmt.Errorf("eventstore/postgres: insert: %w", err)
+		}
+		written = tag.RowsAffected()
+		if _, err := res.Exec(); err != nil {
+			return fmt.Errorf("eventstore/postgres: commit: %w", err)
+		}
+		committed = true
+		_, _ = res.Exec() // after the commit: an announcement lost is not an append lost
+		return nil
+	})
+	if !committed {
+		if isUniqueViolation(err) && ctx.Err() == nil {
+			return false, nil
+		}
+		return true, err
+	}
+	tx.Committed()
+	if written != n {
+		// Nothing was written (the insert is all or nothing); the commit only ended the transaction.
+		return false, nil
+	}
+	for _, r := range batch {
+		for i := range r.Out {
+			r.Out[i].Position += last
+		}
+	}
+	return true, nil
+}
+
+// place adds the events of append r, its stream at version current, to rows at the positions after *n
+// (counted from 1 until the newest stored position is known), and returns them as they will be stored.
+func place(rows *Rows, n *int64, r *eventstore.Pending, current int64, now time.Time) ([]eventstore.Event, error) {
+	out := make([]eventstore.Event, len(r.Events))
+	for i, e := range r.Events {
+		*n++
+		e.StreamID = r.Stream
+		e.Version = current + int64(i) + 1
+		e.Position = *n
+		e.RecordedAt = now
+		if e.OccurredAt.IsZero() {
+			e.OccurredAt = now
+		}
+		e.OccurredAt = e.OccurredAt.UTC()
+		if err := rows.Add(e); err != nil {
+			return nil, err
+		}
+		out[i] = e
+	}
+	return out, nil
 }
 
 // announceNewest is postgresdb.Announce with the newest stored position for payload.
@@ -269,22 +412,12 @@ func (s *Store) commitOnce(ctx context.Context, batch []*eventstore.Pending, loc
 			r.Err = &eventstore.DuplicateError{EventID: dup}
 			continue
 		}
-		out := make([]eventstore.Event, len(r.Events))
-		for i, e := range r.Events {
-			n++
-			e.StreamID = r.Stream
-			e.Version = current + int64(i) + 1
-			e.Position = n
-			e.RecordedAt = now
-			if e.OccurredAt.IsZero() {
-				e.OccurredAt = now
-			}
-			e.OccurredAt = e.OccurredAt.UTC()
-			if err := rows.Add(e); err != nil {
-				return err
-			}
+		out, err := place(&rows, &n, r, current, now)
+		if err != nil {
+			return err
+		}
+		for _, e := range out {
 			stored[e.ID] = true
-			out[i] = e
 		}
 		versions[r.Stream] = current + int64(len(r.Events))
 		r.Out = out
