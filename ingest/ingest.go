@@ -35,6 +35,11 @@ const (
 	// KindEnsured: the user exists, active, with the email of Attributes (an Auth0 Action's POST /users). It
 	// restores a deleted user and changes nothing for a user that is already so.
 	KindEnsured Kind = "ensured"
+	// KindDeactivated: the provider deactivated, suspended or blocked the user; it is kept, inactive, and can
+	// be reactivated.
+	KindDeactivated Kind = "deactivated"
+	// KindReactivated: the provider reactivated (unsuspended, unblocked) the user.
+	KindReactivated Kind = "reactivated"
 )
 
 // Event is one thing a provider said about one user, as every decoder hands it to the Service.
