@@ -24,13 +24,15 @@ type stateCache struct {
 }
 
 // cachedState is a User without its id (the map's key), times as Unix nanoseconds, and its latest event ids:
-// the newest in last, the ones before it in older.
+// the newest in last, the ones before it in older. status is one of the Status constants, whose bytes it
+// shares.
 type cachedState struct {
 	email, name       string
 	profile           map[string]any
+	status            Status
 	created, updated  int64
 	version, position int64
-	deleted, verified bool
+	verified          bool
 	last              string
 	older             []string
 }
@@ -47,11 +49,8 @@ func (c *stateCache) get(id string) (User, []string, bool) {
 		return User{}, nil, false
 	}
 	u := User{ID: id, Email: e.email, EmailVerified: e.verified, Name: e.name, Profile: maps.Clone(e.profile),
-		Status: StatusActive, Version: e.version, Position: e.position,
+		Status: e.status, Version: e.version, Position: e.position,
 		CreatedAt: nanosTime(e.created), UpdatedAt: nanosTime(e.updated)}
-	if e.deleted {
-		u.Status = StatusDeleted
-	}
 	var ids []string
 	if e.last != "" {
 		ids = append(append(make([]string, 0, len(e.older)+1), e.older...), e.last)
@@ -66,7 +65,7 @@ func (c *stateCache) put(u User, ids []string) {
 	}
 	e := cachedState{email: u.Email, name: u.Name, profile: maps.Clone(u.Profile),
 		created: nanos(u.CreatedAt), updated: nanos(u.UpdatedAt), version: u.Version, position: u.Position,
-		deleted: u.Deleted(), verified: u.EmailVerified}
+		status: u.Status, verified: u.EmailVerified}
 	if len(ids) > 0 {
 		e.last = ids[len(ids)-1]
 		if len(ids) > 1 {

@@ -45,6 +45,14 @@ func TestStateCacheKeepsWhatItWasGiven(t *testing.T) {
 	assert.Empty(t, freshIDs)
 	assert.True(t, fresh.CreatedAt.IsZero())
 	assert.Equal(t, StatusActive, fresh.Status)
+
+	for _, status := range []Status{StatusActive, StatusInactive, StatusDeleted} {
+		c.put(User{ID: "auth0|3", Status: status, Version: 2}, nil)
+		got, _, ok := c.get("auth0|3")
+		require.True(t, ok)
+		assert.Equal(t, status, got.Status, "every status comes back as it was put")
+		c.drop("auth0|3")
+	}
 }
 
 func TestStateCacheIsBounded(t *testing.T) {

@@ -113,3 +113,31 @@ func TestColdCacheGuessesNewAndCorrectsItself(t *testing.T) {
 	require.NoError(t, err, "ChangeEmail on an unknown user would be refused; the user is read instead")
 	assert.Len(t, res.Events, 1)
 }
+
+// TestCachedStateKeepsEveryStatus: a state decided from the cache has the status the stream says, so an
+// inactive user is not taken for an active one (a second deactivation is a no-op, a reactivation is not).
+func TestCachedStateKeepsEveryStatus(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	svc, _, counting := cachedServices(t)
+	_, err := svc.Execute(ctx, aggregate.Ensure{UserID: "u1", Email: "a@example.com"}, aggregate.Options{})
+	require.NoError(t, err)
+	res, err := svc.Execute(ctx, aggregate.Deactivate{UserID: "u1"}, aggregate.Options{})
+	require.NoError(t, err)
+	require.Len(t, res.Events, 1)
+	loads := counting.loads.Load()
+
+	res, err = svc.Execute(ctx, aggregate.Deactivate{UserID: "u1"}, aggregate.Options{})
+	require.NoError(t, err)
+	assert.Empty(t, res.Events, "already inactive, as the cache remembers")
+	assert.Equal(t, aggregate.StatusInactive, res.User.Status)
+	res, err = svc.Execute(ctx, aggregate.Ensure{UserID: "u1", Email: "a@example.com"}, aggregate.Options{})
+	require.NoError(t, err)
+	assert.Empty(t, res.Events, "a login leaves an inactive user inactive")
+	res, err = svc.Execute(ctx, aggregate.Reactivate{UserID: "u1"}, aggregate.Options{})
+	require.NoError(t, err)
+	require.Len(t, res.Events, 1)
+	assert.Equal(t, aggregate.TypeUserReactivated, res.Events[0].Type)
+	assert.Equal(t, aggregate.StatusActive, res.User.Status)
+	assert.Equal(t, loads, counting.loads.Load(), "decided from the cached state")
+}

@@ -24,8 +24,8 @@ var (
 	// ErrStale: the command occurred before the user's last applied change. Conflict: the user's current
 	// state is newer than the request, which a client can only settle by sending a newer change.
 	ErrStale = userhook.Errorf(userhook.ErrConflict, "the change is older than the user's last change")
-	// ErrUserDeleted: the command needs an active user and the user is deleted. Conflict, not NotFound: the
-	// user is known (its stream holds the deletion) and a later create or ensure restores it.
+	// ErrUserDeleted: the command needs a user that is not deleted and the user is deleted. Conflict, not
+	// NotFound: the user is known (its stream holds the deletion) and a later create or ensure restores it.
 	ErrUserDeleted = userhook.Errorf(userhook.ErrConflict, "the user is deleted")
 	// ErrUnknownUser: the command needs a user that was never registered. NotFound: there is no such user.
 	ErrUnknownUser = userhook.Errorf(userhook.ErrNotFound, "the user was never registered")
@@ -52,21 +52,22 @@ type Command interface {
 }
 
 // Register records a user the provider created. For a known user it applies whatever attributes differ; a
-// deleted user whose creation is newer than the deletion is restored.
+// deleted user whose creation is newer than the deletion is restored; an inactive user stays inactive.
 type Register struct {
 	UserID string
 	Attributes
 	At time.Time
 }
 
-// ChangeEmail records a new email address for an active user.
+// ChangeEmail records a new email address for a user that is not deleted (an inactive one stays inactive).
 type ChangeEmail struct {
 	UserID string
 	Email  string
 	At     time.Time
 }
 
-// UpdateProfile records a new name or profile for an active user.
+// UpdateProfile records a new name or profile for a user that is not deleted (an inactive one stays
+// inactive).
 type UpdateProfile struct {
 	UserID  string
 	Name    *string
@@ -88,14 +89,33 @@ type Delete struct {
 	At     time.Time
 }
 
-// Restore brings a deleted user back.
+// Restore brings a deleted user back, active.
 type Restore struct {
 	UserID string
 	At     time.Time
 }
 
-// Ensure is POST /users: the user exists afterwards, active, with this email. The first call registers it,
-// a new email is an email change, a deleted user is restored, and a call that changes nothing raises nothing.
+// Deactivate records that the provider deactivated or suspended the user: it is kept, inactive, with its
+// attributes. The user must be known and not deleted; an inactive user raises nothing.
+type Deactivate struct {
+	UserID string
+	At     time.Time
+}
+
+// Reactivate records that the provider reactivated an inactive user. The user must be known and not
+// deleted; an active user raises nothing.
+type Reactivate struct {
+	UserID string
+	At     time.Time
+}
+
+// Ensure is POST /users: the user exists afterwards, not deleted, with this email. The first call registers
+// it, a new email is an email change, a deleted user is restored, and a call that changes nothing raises
+// nothing.
+//
+// An inactive user stays inactive: Ensure comes from a login hook (the Auth0 Action), and a login at one
+// provider does not override a deactivation that the provider's lifecycle (or another provider) reported.
+// Only a reactivation makes the user active again.
 type Ensure struct {
 	UserID string
 	Email  string
@@ -103,7 +123,7 @@ type Ensure struct {
 }
 
 // Update is a provider's user.updated: the attributes given replace the user's. A user never seen is
-// registered from them; a deleted user is left alone.
+// registered from them; a deleted user is left alone; an inactive one stays inactive.
 type Update struct {
 	UserID string
 	Attributes
@@ -129,6 +149,12 @@ func (c Delete) StreamID() string { return c.UserID }
 func (c Restore) StreamID() string { return c.UserID }
 
 // StreamID implements Command.
+func (c Deactivate) StreamID() string { return c.UserID }
+
+// StreamID implements Command.
+func (c Reactivate) StreamID() string { return c.UserID }
+
+// StreamID implements Command.
 func (c Ensure) StreamID() string { return c.UserID }
 
 // StreamID implements Command.
@@ -151,6 +177,12 @@ func (c Delete) OccurredAt() time.Time { return c.At }
 
 // OccurredAt implements Command.
 func (c Restore) OccurredAt() time.Time { return c.At }
+
+// OccurredAt implements Command.
+func (c Deactivate) OccurredAt() time.Time { return c.At }
+
+// OccurredAt implements Command.
+func (c Reactivate) OccurredAt() time.Time { return c.At }
 
 // OccurredAt implements Command.
 func (c Ensure) OccurredAt() time.Time { return c.At }
@@ -185,7 +217,7 @@ func (c ChangeEmail) Decide(u User) ([]Event, error) {
 	if err := validate(c.UserID, &c.Email); err != nil {
 		return nil, err
 	}
-	if err := active(u, c.At); err != nil {
+	if err := existing(u, c.At); err != nil {
 		return nil, err
 	}
 	return changes(u, Attributes{Email: &c.Email}), nil
@@ -196,7 +228,7 @@ func (c UpdateProfile) Decide(u User) ([]Event, error) {
 	if err := validate(c.UserID, nil); err != nil {
 		return nil, err
 	}
-	if err := active(u, c.At); err != nil {
+	if err := existing(u, c.At); err != nil {
 		return nil, err
 	}
 	return changes(u, Attributes{Name: c.Name, Profile: c.Profile}), nil
@@ -251,6 +283,34 @@ func (c Restore) Decide(u User) ([]Event, error) {
 		return nil, nil
 	}
 	return []Event{UserRestored{}}, nil
+}
+
+// Decide implements Command.
+func (c Deactivate) Decide(u User) ([]Event, error) {
+	if err := validate(c.UserID, nil); err != nil {
+		return nil, err
+	}
+	if err := existing(u, c.At); err != nil {
+		return nil, err
+	}
+	if u.Inactive() {
+		return nil, nil
+	}
+	return []Event{UserDeactivated{}}, nil
+}
+
+// Decide implements Command.
+func (c Reactivate) Decide(u User) ([]Event, error) {
+	if err := validate(c.UserID, nil); err != nil {
+		return nil, err
+	}
+	if err := existing(u, c.At); err != nil {
+		return nil, err
+	}
+	if !u.Inactive() {
+		return nil, nil
+	}
+	return []Event{UserReactivated{}}, nil
 }
 
 // Decide implements Command.
@@ -333,7 +393,9 @@ func stale(u User, at time.Time) error {
 	return nil
 }
 
-func active(u User, at time.Time) error {
+// existing checks, in this order, that u is known, that at is not older than u's last change, and that u is
+// not deleted (an inactive user passes).
+func existing(u User, at time.Time) error {
 	if !u.Exists() {
 		return ErrUnknownUser
 	}

@@ -53,6 +53,14 @@ func restored(at time.Time) fact {
 	return fact{aggregate.TypeUserRestored, aggregate.UserRestored{}, at}
 }
 
+func deactivated(at time.Time) fact {
+	return fact{aggregate.TypeUserDeactivated, aggregate.UserDeactivated{}, at}
+}
+
+func reactivated(at time.Time) fact {
+	return fact{aggregate.TypeUserReactivated, aggregate.UserReactivated{}, at}
+}
+
 // stored turns a history into the events a store would hold: versions 1..n, positions 10, 20, ...
 func stored(t *testing.T, history ...fact) []eventstore.Event {
 	t.Helper()
@@ -200,6 +208,25 @@ func TestRegister(t *testing.T) {
 			err:   aggregate.ErrStale,
 		},
 		{
+			name:  "inactive user takes the attributes and stays inactive",
+			given: []fact{registered(alice, minute(1)), deactivated(minute(2))},
+			when: aggregate.Register{UserID: userID, Attributes: aggregate.Attributes{
+				Email: ptr("alice@new.example"), Name: ptr("Alice"),
+			}, At: minute(3)},
+			then: []aggregate.Event{aggregate.UserEmailChanged{Email: "alice@new.example", Previous: "alice@example.com"}},
+		},
+		{
+			name:  "inactive user, identical repeat raises nothing",
+			given: []fact{registered(alice, minute(1)), deactivated(minute(2))},
+			when:  aggregate.Register{UserID: userID, Attributes: aliceAttrs, At: minute(3)},
+		},
+		{
+			name:  "older than a deactivation is stale",
+			given: []fact{registered(alice, minute(1)), deactivated(minute(3))},
+			when:  aggregate.Register{UserID: userID, Attributes: aggregate.Attributes{Name: ptr("Old")}, At: minute(2)},
+			err:   aggregate.ErrStale,
+		},
+		{
 			name:  "newer than a tombstone restores with every attribute",
 			given: []fact{deleted(minute(5))},
 			when: aggregate.Register{UserID: userID, Attributes: aggregate.Attributes{
@@ -246,6 +273,12 @@ func TestChangeEmail(t *testing.T) {
 			given: []fact{registered(alice, minute(1)), deleted(minute(2))},
 			when:  aggregate.ChangeEmail{UserID: userID, Email: "alice@new.example", At: minute(3)},
 			err:   aggregate.ErrUserDeleted,
+		},
+		{
+			name:  "inactive user changes and stays inactive",
+			given: []fact{registered(alice, minute(1)), deactivated(minute(2))},
+			when:  aggregate.ChangeEmail{UserID: userID, Email: "alice@new.example", At: minute(3)},
+			then:  []aggregate.Event{aggregate.UserEmailChanged{Email: "alice@new.example", Previous: "alice@example.com"}},
 		},
 		{
 			name:  "stale",
@@ -321,6 +354,12 @@ func TestUpdateProfile(t *testing.T) {
 			err:   aggregate.ErrUserDeleted,
 		},
 		{
+			name:  "inactive user",
+			given: []fact{registered(alice, minute(1)), deactivated(minute(2))},
+			when:  aggregate.UpdateProfile{UserID: userID, Name: ptr("Al"), At: minute(3)},
+			then:  []aggregate.Event{aggregate.UserProfileUpdated{Name: ptr("Al")}},
+		},
+		{
 			name:  "stale",
 			given: []fact{registered(alice, minute(5))},
 			when:  aggregate.UpdateProfile{UserID: userID, Name: ptr("Al"), At: minute(4)},
@@ -376,6 +415,12 @@ func TestVerifyEmail(t *testing.T) {
 			err:   aggregate.ErrUserDeleted,
 		},
 		{
+			name:  "inactive user",
+			given: []fact{registered(alice, minute(1)), deactivated(minute(2))},
+			when:  aggregate.VerifyEmail{UserID: userID, At: minute(3)},
+			then:  []aggregate.Event{aggregate.UserEmailVerified{Email: "alice@example.com"}},
+		},
+		{
 			name:  "stale",
 			given: []fact{registered(alice, minute(5))},
 			when:  aggregate.VerifyEmail{UserID: userID, At: minute(4)},
@@ -413,6 +458,18 @@ func TestDelete(t *testing.T) {
 			name:  "tombstone again raises nothing",
 			given: []fact{deleted(minute(2))},
 			when:  aggregate.Delete{UserID: userID, At: minute(3)},
+		},
+		{
+			name:  "inactive user",
+			given: []fact{registered(alice, minute(1)), deactivated(minute(2))},
+			when:  aggregate.Delete{UserID: userID, At: minute(3)},
+			then:  []aggregate.Event{aggregate.UserDeleted{}},
+		},
+		{
+			name:  "older than a deactivation is stale",
+			given: []fact{registered(alice, minute(1)), deactivated(minute(5))},
+			when:  aggregate.Delete{UserID: userID, At: minute(4)},
+			err:   aggregate.ErrStale,
 		},
 		{
 			name:  "stale",
@@ -453,6 +510,17 @@ func TestRestore(t *testing.T) {
 			name:  "active user raises nothing",
 			given: []fact{registered(alice, minute(1))},
 			when:  aggregate.Restore{UserID: userID, At: minute(2)},
+		},
+		{
+			name:  "inactive user raises nothing: a restore is not a reactivation",
+			given: []fact{registered(alice, minute(1)), deactivated(minute(2))},
+			when:  aggregate.Restore{UserID: userID, At: minute(3)},
+		},
+		{
+			name:  "deleted after a deactivation",
+			given: []fact{registered(alice, minute(1)), deactivated(minute(2)), deleted(minute(3))},
+			when:  aggregate.Restore{UserID: userID, At: minute(4)},
+			then:  []aggregate.Event{aggregate.UserRestored{}},
 		},
 		{
 			name:  "stale",
@@ -507,6 +575,23 @@ func TestEnsure(t *testing.T) {
 				aggregate.UserRestored{},
 				aggregate.UserEmailChanged{Email: "alice@new.example", Previous: "alice@example.com"},
 			},
+		},
+		{
+			name:  "inactive user with the same email raises nothing: it stays inactive",
+			given: []fact{registered(alice, minute(1)), deactivated(minute(2))},
+			when:  aggregate.Ensure{UserID: userID, Email: "alice@example.com", At: minute(3)},
+		},
+		{
+			name:  "inactive user with another email changes it and stays inactive",
+			given: []fact{registered(alice, minute(1)), deactivated(minute(2))},
+			when:  aggregate.Ensure{UserID: userID, Email: "alice@new.example", At: minute(3)},
+			then:  []aggregate.Event{aggregate.UserEmailChanged{Email: "alice@new.example", Previous: "alice@example.com"}},
+		},
+		{
+			name:  "deleted after a deactivation is restored",
+			given: []fact{registered(alice, minute(1)), deactivated(minute(2)), deleted(minute(3))},
+			when:  aggregate.Ensure{UserID: userID, Email: "alice@example.com", At: minute(4)},
+			then:  []aggregate.Event{aggregate.UserRestored{}},
 		},
 		{
 			name:  "tombstone is restored with the email",
@@ -585,6 +670,12 @@ func TestUpdate(t *testing.T) {
 			err:   aggregate.ErrUserDeleted,
 		},
 		{
+			name:  "inactive user changes and stays inactive",
+			given: []fact{registered(alice, minute(1)), deactivated(minute(2))},
+			when:  aggregate.Update{UserID: userID, Attributes: aggregate.Attributes{Name: ptr("Al")}, At: minute(3)},
+			then:  []aggregate.Event{aggregate.UserProfileUpdated{Name: ptr("Al")}},
+		},
+		{
 			name:  "stale",
 			given: []fact{registered(alice, minute(5))},
 			when:  aggregate.Update{UserID: userID, Attributes: aggregate.Attributes{Name: ptr("Al")}, At: minute(4)},
@@ -597,6 +688,178 @@ func TestUpdate(t *testing.T) {
 			then:  []aggregate.Event{aggregate.UserProfileUpdated{Name: ptr("Al")}},
 		},
 	})
+}
+
+func TestDeactivate(t *testing.T) {
+	t.Parallel()
+	runDecide(t, []decideCase{
+		{
+			name:  "active user",
+			given: []fact{registered(alice, minute(1))},
+			when:  aggregate.Deactivate{UserID: userID, At: minute(2)},
+			then:  []aggregate.Event{aggregate.UserDeactivated{}},
+		},
+		{
+			name:  "at the time of the last change",
+			given: []fact{registered(alice, minute(1))},
+			when:  aggregate.Deactivate{UserID: userID, At: minute(1)},
+			then:  []aggregate.Event{aggregate.UserDeactivated{}},
+		},
+		{
+			name:  "reactivated user",
+			given: []fact{registered(alice, minute(1)), deactivated(minute(2)), reactivated(minute(3))},
+			when:  aggregate.Deactivate{UserID: userID, At: minute(4)},
+			then:  []aggregate.Event{aggregate.UserDeactivated{}},
+		},
+		{
+			name:  "restored user",
+			given: []fact{registered(alice, minute(1)), deleted(minute(2)), restored(minute(3))},
+			when:  aggregate.Deactivate{UserID: userID, At: minute(4)},
+			then:  []aggregate.Event{aggregate.UserDeactivated{}},
+		},
+		{
+			name: "unknown user",
+			when: aggregate.Deactivate{UserID: userID, At: minute(1)},
+			err:  aggregate.ErrUnknownUser,
+		},
+		{
+			name:  "deleted user",
+			given: []fact{registered(alice, minute(1)), deleted(minute(2))},
+			when:  aggregate.Deactivate{UserID: userID, At: minute(3)},
+			err:   aggregate.ErrUserDeleted,
+		},
+		{
+			name:  "tombstone",
+			given: []fact{deleted(minute(2))},
+			when:  aggregate.Deactivate{UserID: userID, At: minute(3)},
+			err:   aggregate.ErrUserDeleted,
+		},
+		{
+			name:  "already inactive raises nothing",
+			given: []fact{registered(alice, minute(1)), deactivated(minute(2))},
+			when:  aggregate.Deactivate{UserID: userID, At: minute(3)},
+		},
+		{
+			name:  "stale",
+			given: []fact{registered(alice, minute(5))},
+			when:  aggregate.Deactivate{UserID: userID, At: minute(4)},
+			err:   aggregate.ErrStale,
+		},
+		{
+			name:  "older than a reactivation is stale: it never rolls the user back",
+			given: []fact{registered(alice, minute(1)), deactivated(minute(2)), reactivated(minute(5))},
+			when:  aggregate.Deactivate{UserID: userID, At: minute(4)},
+			err:   aggregate.ErrStale,
+		},
+		{
+			name:  "stale before deleted: an old deactivation of a since deleted user",
+			given: []fact{registered(alice, minute(1)), deleted(minute(5))},
+			when:  aggregate.Deactivate{UserID: userID, At: minute(4)},
+			err:   aggregate.ErrStale,
+		},
+		{
+			name:  "zero time is never stale",
+			given: []fact{registered(alice, minute(5))},
+			when:  aggregate.Deactivate{UserID: userID},
+			then:  []aggregate.Event{aggregate.UserDeactivated{}},
+		},
+	})
+}
+
+func TestReactivate(t *testing.T) {
+	t.Parallel()
+	runDecide(t, []decideCase{
+		{
+			name:  "inactive user",
+			given: []fact{registered(alice, minute(1)), deactivated(minute(2))},
+			when:  aggregate.Reactivate{UserID: userID, At: minute(3)},
+			then:  []aggregate.Event{aggregate.UserReactivated{}},
+		},
+		{
+			name:  "inactive user whose attributes changed since",
+			given: []fact{registered(alice, minute(1)), deactivated(minute(2)), emailVerified("alice@example.com", minute(3))},
+			when:  aggregate.Reactivate{UserID: userID, At: minute(4)},
+			then:  []aggregate.Event{aggregate.UserReactivated{}},
+		},
+		{
+			name: "unknown user",
+			when: aggregate.Reactivate{UserID: userID, At: minute(1)},
+			err:  aggregate.ErrUnknownUser,
+		},
+		{
+			name:  "deleted user",
+			given: []fact{registered(alice, minute(1)), deactivated(minute(2)), deleted(minute(3))},
+			when:  aggregate.Reactivate{UserID: userID, At: minute(4)},
+			err:   aggregate.ErrUserDeleted,
+		},
+		{
+			name:  "tombstone",
+			given: []fact{deleted(minute(2))},
+			when:  aggregate.Reactivate{UserID: userID, At: minute(3)},
+			err:   aggregate.ErrUserDeleted,
+		},
+		{
+			name:  "already active raises nothing",
+			given: []fact{registered(alice, minute(1))},
+			when:  aggregate.Reactivate{UserID: userID, At: minute(2)},
+		},
+		{
+			name:  "reactivated again raises nothing",
+			given: []fact{registered(alice, minute(1)), deactivated(minute(2)), reactivated(minute(3))},
+			when:  aggregate.Reactivate{UserID: userID, At: minute(4)},
+		},
+		{
+			name:  "stale",
+			given: []fact{registered(alice, minute(1)), deactivated(minute(5))},
+			when:  aggregate.Reactivate{UserID: userID, At: minute(4)},
+			err:   aggregate.ErrStale,
+		},
+		{
+			name:  "zero time is never stale",
+			given: []fact{registered(alice, minute(1)), deactivated(minute(5))},
+			when:  aggregate.Reactivate{UserID: userID},
+			then:  []aggregate.Event{aggregate.UserReactivated{}},
+		},
+	})
+}
+
+// TestInactiveUserLifecycle: an inactive user keeps its attributes and status through changes, a deletion
+// ends it, and a restore after the deletion makes the user active, not inactive again.
+func TestInactiveUserLifecycle(t *testing.T) {
+	t.Parallel()
+	history := []fact{registered(aliceFull, minute(1))}
+	step := func(cmd aggregate.Command, at time.Time) aggregate.User {
+		t.Helper()
+		raised, err := cmd.Decide(given(t, history...))
+		require.NoError(t, err)
+		require.NotEmpty(t, raised)
+		for _, e := range raised {
+			history = append(history, fact{e.EventType(), e, at})
+		}
+		return given(t, history...)
+	}
+
+	u := step(aggregate.Deactivate{UserID: userID, At: minute(2)}, minute(2))
+	assert.Equal(t, aggregate.StatusInactive, u.Status)
+	assert.True(t, u.Inactive())
+	assert.False(t, u.Deleted())
+	assert.Equal(t, "alice@example.com", u.Email, "a deactivated user keeps its attributes")
+	assert.Equal(t, minute(2), u.UpdatedAt)
+	assert.Equal(t, minute(1), u.CreatedAt)
+
+	u = step(aggregate.Update{UserID: userID, Attributes: aggregate.Attributes{Name: ptr("Alice B")}, At: minute(3)}, minute(3))
+	assert.Equal(t, aggregate.StatusInactive, u.Status, "a change leaves it inactive")
+	assert.Equal(t, "Alice B", u.Name)
+
+	u = step(aggregate.Reactivate{UserID: userID, At: minute(4)}, minute(4))
+	assert.Equal(t, aggregate.StatusActive, u.Status)
+	assert.Equal(t, minute(4), u.UpdatedAt)
+
+	step(aggregate.Deactivate{UserID: userID, At: minute(5)}, minute(5))
+	u = step(aggregate.Delete{UserID: userID, At: minute(6)}, minute(6))
+	assert.Equal(t, aggregate.StatusDeleted, u.Status)
+	u = step(aggregate.Ensure{UserID: userID, Email: "alice@example.com", At: minute(7)}, minute(7))
+	assert.Equal(t, aggregate.StatusActive, u.Status, "a restored user is active")
 }
 
 func TestDeleteThenLateCreation(t *testing.T) {
@@ -657,6 +920,8 @@ func TestDecideRejectsInvalidInput(t *testing.T) {
 			"VerifyEmail":   aggregate.VerifyEmail{UserID: id},
 			"Delete":        aggregate.Delete{UserID: id},
 			"Restore":       aggregate.Restore{UserID: id},
+			"Deactivate":    aggregate.Deactivate{UserID: id},
+			"Reactivate":    aggregate.Reactivate{UserID: id},
 			"Ensure":        aggregate.Ensure{UserID: id, Email: goodEmail},
 			"Update":        aggregate.Update{UserID: id, Attributes: aggregate.Attributes{Name: ptr("A")}},
 		}
@@ -694,9 +959,10 @@ func TestDecideRejectsInvalidInput(t *testing.T) {
 
 	// Every state: validation comes before the state is looked at.
 	states := map[string][]fact{
-		"unknown": nil,
-		"active":  {registered(alice, minute(1))},
-		"deleted": {registered(alice, minute(1)), deleted(minute(2))},
+		"unknown":  nil,
+		"active":   {registered(alice, minute(1))},
+		"deleted":  {registered(alice, minute(1)), deleted(minute(2))},
+		"inactive": {registered(alice, minute(1)), deactivated(minute(2))},
 	}
 	for _, tc := range cases {
 		for stateName, history := range states {
@@ -908,6 +1174,30 @@ func TestFoldStates(t *testing.T) {
 				Status: aggregate.StatusActive, Version: 3, Position: 30, CreatedAt: minute(5), UpdatedAt: minute(5)},
 		},
 		{
+			name:    "deactivated",
+			history: []fact{registered(alice, minute(1)), deactivated(minute(2))},
+			want: aggregate.User{ID: userID, Email: alice.Email, Name: "Alice", Status: aggregate.StatusInactive,
+				Version: 2, Position: 20, CreatedAt: minute(1), UpdatedAt: minute(2)},
+		},
+		{
+			name:    "reactivated",
+			history: []fact{registered(alice, minute(1)), deactivated(minute(2)), reactivated(minute(3))},
+			want: aggregate.User{ID: userID, Email: alice.Email, Name: "Alice", Status: aggregate.StatusActive,
+				Version: 3, Position: 30, CreatedAt: minute(1), UpdatedAt: minute(3)},
+		},
+		{
+			name:    "a late deactivation keeps UpdatedAt",
+			history: []fact{registered(alice, minute(5)), deactivated(minute(4))},
+			want: aggregate.User{ID: userID, Email: alice.Email, Name: "Alice", Status: aggregate.StatusInactive,
+				Version: 2, Position: 20, CreatedAt: minute(5), UpdatedAt: minute(5)},
+		},
+		{
+			name:    "deleted after a deactivation, then restored, is active",
+			history: []fact{registered(alice, minute(1)), deactivated(minute(2)), deleted(minute(3)), restored(minute(4))},
+			want: aggregate.User{ID: userID, Email: alice.Email, Name: "Alice", Status: aggregate.StatusActive,
+				Version: 4, Position: 40, CreatedAt: minute(1), UpdatedAt: minute(4)},
+		},
+		{
 			name: "a nil profile in an update leaves the profile",
 			history: []fact{
 				registered(aliceFull, minute(1)),
@@ -980,6 +1270,8 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 		aggregate.UserEmailVerified{Email: "a@example.com"},
 		aggregate.UserDeleted{},
 		aggregate.UserRestored{},
+		aggregate.UserDeactivated{},
+		aggregate.UserReactivated{},
 	} {
 		t.Run(fmt.Sprintf("%s/%+v", e.EventType(), e), func(t *testing.T) {
 			t.Parallel()

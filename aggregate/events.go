@@ -19,6 +19,8 @@ const (
 	TypeUserEmailVerified  = "user.email_verified.v1"
 	TypeUserDeleted        = "user.deleted.v1"
 	TypeUserRestored       = "user.restored.v1"
+	TypeUserDeactivated    = "user.deactivated.v1"
+	TypeUserReactivated    = "user.reactivated.v1"
 )
 
 // Event is a domain event of UserAggregate: a past-tense fact about one user.
@@ -61,6 +63,13 @@ type UserDeleted struct{}
 // UserRestored: a deleted user came back (posted again, or created again after the deletion).
 type UserRestored struct{}
 
+// UserDeactivated: the provider deactivated or suspended the user. The user is kept, inactive, with its
+// attributes, until a UserReactivated (or a deletion).
+type UserDeactivated struct{}
+
+// UserReactivated: the provider reactivated an inactive user.
+type UserReactivated struct{}
+
 // EventType implements Event.
 func (UserRegistered) EventType() string { return TypeUserRegistered }
 
@@ -78,6 +87,12 @@ func (UserDeleted) EventType() string { return TypeUserDeleted }
 
 // EventType implements Event.
 func (UserRestored) EventType() string { return TypeUserRestored }
+
+// EventType implements Event.
+func (UserDeactivated) EventType() string { return TypeUserDeactivated }
+
+// EventType implements Event.
+func (UserReactivated) EventType() string { return TypeUserReactivated }
 
 // Decode turns a stored event's payload back into its domain event.
 func Decode(e eventstore.Event) (Event, error) {
@@ -111,6 +126,10 @@ func Decode(e eventstore.Event) (Event, error) {
 		target = UserDeleted{}
 	case TypeUserRestored:
 		target = UserRestored{}
+	case TypeUserDeactivated:
+		target = UserDeactivated{}
+	case TypeUserReactivated:
+		target = UserReactivated{}
 	default:
 		return nil, fmt.Errorf("aggregate: unknown event type %q", e.Type)
 	}
@@ -132,17 +151,20 @@ const (
 	PublicUserUpdated       = "user.updated"
 	PublicUserDeleted       = "user.deleted"
 	PublicUserEmailVerified = "user.email_verified"
+	PublicUserDeactivated   = "user.deactivated"
+	PublicUserReactivated   = "user.reactivated"
 )
 
 // PublicTypes returns every public event type, in the order they are listed to subscribers.
 func PublicTypes() []string {
-	return []string{PublicUserCreated, PublicUserUpdated, PublicUserDeleted, PublicUserEmailVerified}
+	return []string{PublicUserCreated, PublicUserUpdated, PublicUserDeleted, PublicUserEmailVerified,
+		PublicUserDeactivated, PublicUserReactivated}
 }
 
 // StoredTypes returns every stored event type that Decode reads.
 func StoredTypes() []string {
 	return []string{TypeUserRegistered, TypeUserEmailChanged, TypeUserProfileUpdated, TypeUserEmailVerified,
-		TypeUserDeleted, TypeUserRestored}
+		TypeUserDeleted, TypeUserRestored, TypeUserDeactivated, TypeUserReactivated}
 }
 
 // PublicType is the public type of a stored event type: an email or profile change is a user.updated, a
@@ -157,6 +179,10 @@ func PublicType(storedType string) string {
 		return PublicUserDeleted
 	case TypeUserEmailVerified:
 		return PublicUserEmailVerified
+	case TypeUserDeactivated:
+		return PublicUserDeactivated
+	case TypeUserReactivated:
+		return PublicUserReactivated
 	}
 	return ""
 }

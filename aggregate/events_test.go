@@ -18,6 +18,7 @@ func TestEveryEventIsStoredAndPublic(t *testing.T) {
 	events := []aggregate.Event{
 		aggregate.UserRegistered{}, aggregate.UserEmailChanged{}, aggregate.UserProfileUpdated{},
 		aggregate.UserEmailVerified{}, aggregate.UserDeleted{}, aggregate.UserRestored{},
+		aggregate.UserDeactivated{}, aggregate.UserReactivated{},
 	}
 	var types []string
 	reached := map[string]bool{}
@@ -38,6 +39,27 @@ func TestEveryEventIsStoredAndPublic(t *testing.T) {
 		assert.True(t, reached[p], "some event is a %s", p)
 	}
 	assert.Empty(t, aggregate.PublicType("user.exploded.v1"))
+}
+
+// TestPublicTypes: what each stored type is called outside, and the order subscribers see them listed in.
+func TestPublicTypes(t *testing.T) {
+	t.Parallel()
+	for stored, public := range map[string]string{
+		aggregate.TypeUserRegistered:     "user.created",
+		aggregate.TypeUserRestored:       "user.created",
+		aggregate.TypeUserEmailChanged:   "user.updated",
+		aggregate.TypeUserProfileUpdated: "user.updated",
+		aggregate.TypeUserDeleted:        "user.deleted",
+		aggregate.TypeUserEmailVerified:  "user.email_verified",
+		aggregate.TypeUserDeactivated:    "user.deactivated",
+		aggregate.TypeUserReactivated:    "user.reactivated",
+	} {
+		assert.Equal(t, public, aggregate.PublicType(stored), stored)
+	}
+	assert.Equal(t, []string{"user.created", "user.updated", "user.deleted", "user.email_verified",
+		"user.deactivated", "user.reactivated"}, aggregate.PublicTypes())
+	assert.Equal(t, "user.deactivated.v1", aggregate.TypeUserDeactivated)
+	assert.Equal(t, "user.reactivated.v1", aggregate.TypeUserReactivated)
 }
 
 // TestOutcomesCarryACategory: the outcomes a transport may let through answer with a status, not a 500.

@@ -13,12 +13,17 @@ import (
 	"github.com/userhook/userhook/eventstore"
 )
 
-// Status is whether a user is active or deleted.
+// Status is whether a user is active, inactive or deleted.
 type Status string
 
 // The user statuses.
 const (
-	StatusActive  Status = "active"
+	// StatusActive: the user is registered and in use.
+	StatusActive Status = "active"
+	// StatusInactive: the provider deactivated or suspended the user; it is kept, with its attributes, and
+	// can be reactivated.
+	StatusInactive Status = "inactive"
+	// StatusDeleted: the provider deleted the user; a later creation or ensure restores it.
 	StatusDeleted Status = "deleted"
 )
 
@@ -45,6 +50,9 @@ func (u *User) Exists() bool { return u.Version > 0 }
 
 // Deleted says whether the user is deleted.
 func (u *User) Deleted() bool { return u.Status == StatusDeleted }
+
+// Inactive says whether the user is deactivated (or suspended) at its provider.
+func (u *User) Inactive() bool { return u.Status == StatusInactive }
 
 // Clone returns a copy that shares nothing mutable with u.
 func (u User) Clone() User {
@@ -108,6 +116,10 @@ func (u *User) Apply(e Event, occurredAt time.Time) {
 		if u.CreatedAt.IsZero() {
 			u.CreatedAt = occurredAt
 		}
+	case UserDeactivated:
+		u.Status = StatusInactive
+	case UserReactivated:
+		u.Status = StatusActive
 	}
 	if occurredAt.After(u.UpdatedAt) {
 		u.UpdatedAt = occurredAt
@@ -117,7 +129,7 @@ func (u *User) Apply(e Event, occurredAt time.Time) {
 // Encode is the JSON payload stored for a domain event.
 func Encode(e Event) (json.RawMessage, error) {
 	switch e.(type) {
-	case UserDeleted, UserRestored:
+	case UserDeleted, UserRestored, UserDeactivated, UserReactivated:
 		return json.RawMessage(`{}`), nil
 	}
 	return json.Marshal(e)

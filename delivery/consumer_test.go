@@ -2,6 +2,7 @@ package delivery_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -63,4 +64,56 @@ func TestConsumerLeavesOutAnEventItCannotDeliver(t *testing.T) {
 	}
 	assert.Len(t, ids, 3, "the three other users' registrations are delivered: %v", ids)
 	assert.NotContains(t, ids, "ev-ghost-reg")
+}
+
+// TestConsumerDeliversDeactivations: a webhook subscribed to user.deactivated and user.reactivated gets a
+// delivery of each, typed so, with the user's state after it, and none of the registration.
+func TestConsumerDeliversDeactivations(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := sqlitetest.Open(t)
+	events, err := sqlite.New(ctx, db)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = events.Close() })
+	hooks, err := deliverysqlite.New(ctx, db)
+	require.NoError(t, err)
+	require.NoError(t, hooks.CreateWebhook(ctx, delivery.Webhook{ID: "wh_lifecycle", Name: "lifecycle", URL: "https://example.com/hook",
+		Events: []string{aggregate.PublicUserDeactivated, aggregate.PublicUserReactivated}, Enabled: true,
+		ContentType: "application/json", Secrets: []string{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
+		CreatedAt: time.Now(), UpdatedAt: time.Now()}))
+	svc := aggregate.NewService(events, nil)
+	for _, cmd := range []aggregate.Command{
+		aggregate.Ensure{UserID: "u1", Email: "u@example.com"},
+		aggregate.Deactivate{UserID: "u1"},
+		aggregate.Reactivate{UserID: "u1"},
+	} {
+		_, err := svc.Execute(ctx, cmd, aggregate.Options{})
+		require.NoError(t, err)
+	}
+	run, err := events.ReadAll(ctx, 0, 100)
+	require.NoError(t, err)
+	require.NoError(t, (&delivery.Consumer{Store: hooks, Events: events}).ConsumeBatch(ctx, run))
+
+	list, err := hooks.Deliveries(ctx, delivery.Filter{WebhookID: "wh_lifecycle", Limit: 100})
+	require.NoError(t, err)
+	require.Len(t, list, 2)
+	byType := map[string]delivery.Delivery{}
+	for _, d := range list {
+		byType[d.EventType] = d
+	}
+	for typ, status := range map[string]string{"user.deactivated": "inactive", "user.reactivated": "active"} {
+		d, ok := byType[typ]
+		require.True(t, ok, "a %s delivery", typ)
+		var ce struct {
+			Type string `json:"type"`
+			Data struct {
+				User struct {
+					Status string `json:"status"`
+				} `json:"user"`
+			} `json:"data"`
+		}
+		require.NoError(t, json.Unmarshal(d.Payload, &ce))
+		assert.Equal(t, typ, ce.Type)
+		assert.Equal(t, status, ce.Data.User.Status, "the user's state right after the %s", typ)
+	}
 }

@@ -24,3 +24,19 @@ func TestEventTypesAreThePublicTypes(t *testing.T) {
 	}
 	assert.NotContains(t, delivery.EventTypes, delivery.All, "all is a filter, not a type")
 }
+
+// TestEventTypesListed: the names a webhook subscribes to, in the order they are listed (API.md).
+func TestEventTypesListed(t *testing.T) {
+	t.Parallel()
+	assert.Equal(t, []string{"user.created", "user.updated", "user.deleted", "user.email_verified",
+		"user.deactivated", "user.reactivated"}, delivery.EventTypes)
+	for _, typ := range []string{"user.deactivated", "user.reactivated"} {
+		w := delivery.Webhook{Name: "lifecycle", URL: "https://example.com/hook", Events: []string{typ}, Enabled: true,
+			ContentType: "application/json"}
+		assert.NoError(t, delivery.Validate(w, delivery.Guard{}), "a webhook can subscribe to %s", typ)
+		assert.True(t, w.Matches(typ))
+		assert.False(t, w.Matches(aggregate.PublicUserCreated))
+		w.Events = []string{delivery.All}
+		assert.True(t, w.Matches(typ), "all includes %s", typ)
+	}
+}

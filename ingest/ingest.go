@@ -32,13 +32,15 @@ const (
 	KindDeleted Kind = "deleted"
 	// KindEmailVerified: the provider verified the user's email address.
 	KindEmailVerified Kind = "email_verified"
-	// KindEnsured: the user exists, active, with the email of Attributes (an Auth0 Action's POST /users). It
-	// restores a deleted user and changes nothing for a user that is already so.
+	// KindEnsured: the user exists, not deleted, with the email of Attributes (an Auth0 Action's POST /users).
+	// It restores a deleted user, leaves an inactive one inactive, and changes nothing for a user that is
+	// already so.
 	KindEnsured Kind = "ensured"
 	// KindDeactivated: the provider deactivated, suspended or blocked the user; it is kept, inactive, and can
-	// be reactivated.
+	// be reactivated. A user never registered is ignored (no_change: there is no active user to deactivate).
 	KindDeactivated Kind = "deactivated"
-	// KindReactivated: the provider reactivated (unsuspended, unblocked) the user.
+	// KindReactivated: the provider reactivated (unsuspended, unblocked) the user. A user never registered
+	// is ignored (no_change).
 	KindReactivated Kind = "reactivated"
 )
 
@@ -87,6 +89,12 @@ var commands = map[Kind]func(e Event) aggregate.Command{
 		return aggregate.Update{UserID: e.UserID, Attributes: e.Attributes, At: e.OccurredAt}
 	},
 	KindDeleted: func(e Event) aggregate.Command { return aggregate.Delete{UserID: e.UserID, At: e.OccurredAt} },
+	KindDeactivated: func(e Event) aggregate.Command {
+		return aggregate.Deactivate{UserID: e.UserID, At: e.OccurredAt}
+	},
+	KindReactivated: func(e Event) aggregate.Command {
+		return aggregate.Reactivate{UserID: e.UserID, At: e.OccurredAt}
+	},
 	KindEmailVerified: func(e Event) aggregate.Command {
 		return aggregate.VerifyEmail{UserID: e.UserID, Attributes: e.Attributes, At: e.OccurredAt}
 	},
@@ -129,9 +137,10 @@ const (
 	ReasonUnsupportedType = "unsupported_type"
 	// ReasonStale: the event occurred before the user's last applied change.
 	ReasonStale = "stale"
-	// ReasonNoChange: the user already is as the event says.
+	// ReasonNoChange: the user already is as the event says (or, for a deactivation or reactivation, was never
+	// registered: nothing to change).
 	ReasonNoChange = "no_change"
-	// ReasonDeleted: the event needs an active user and the user is deleted.
+	// ReasonDeleted: the event needs a user that is not deleted and the user is deleted.
 	ReasonDeleted = "deleted"
 )
 

@@ -99,6 +99,10 @@ func (s *Service) apply(ctx context.Context, e Event) (Result, error) {
 		return s.ignore(ctx, r, key, ReasonStale)
 	case errors.Is(err, aggregate.ErrUserDeleted):
 		return s.ignore(ctx, r, key, ReasonDeleted)
+	case errors.Is(err, aggregate.ErrUnknownUser):
+		// A deactivation or reactivation of a user never registered: acknowledged, as every well-formed
+		// event is (a provider retries a refusal forever), and nothing to change.
+		return s.ignore(ctx, r, key, ReasonNoChange)
 	case err != nil:
 		return s.failed(ctx, r, key, err)
 	case len(res.Events) == 0:

@@ -114,6 +114,60 @@ func TestApply(t *testing.T) {
 		c.ignored, "an ensure that changes nothing is not counted")
 }
 
+// TestApplyDeactivation: deactivations and reactivations are applied, or ignored with the reasons of the other
+// kinds: no_change for a user already so or never registered, stale for one older than the user's last change,
+// deleted for a deleted user. Each ignored one is remembered, so its copy is a duplicate.
+func TestApplyDeactivation(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	svc, c, store := newService(t)
+	minute := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Minute) }
+	steps := []struct {
+		name   string
+		event  ingest.Event
+		status string
+		reason string
+	}{
+		{"deactivation of a user never registered", event("d0", ingest.KindDeactivated, minute(0), aggregate.Attributes{}), ingest.StatusIgnored, ingest.ReasonNoChange},
+		{"reactivation of a user never registered", event("r0", ingest.KindReactivated, minute(0), aggregate.Attributes{}), ingest.StatusIgnored, ingest.ReasonNoChange},
+		{"creation", event("c1", ingest.KindCreated, minute(1), email("a@example.com")), ingest.StatusApplied, ""},
+		{"reactivation of an active user", event("r1", ingest.KindReactivated, minute(2), aggregate.Attributes{}), ingest.StatusIgnored, ingest.ReasonNoChange},
+		{"deactivation", event("d1", ingest.KindDeactivated, minute(3), aggregate.Attributes{}), ingest.StatusApplied, ""},
+		{"deactivation of an inactive user", event("d2", ingest.KindDeactivated, minute(4), aggregate.Attributes{}), ingest.StatusIgnored, ingest.ReasonNoChange},
+		{"update of an inactive user", event("u1", ingest.KindUpdated, minute(5), email("b@example.com")), ingest.StatusApplied, ""},
+		{"reactivation older than the update", event("r2", ingest.KindReactivated, minute(4), aggregate.Attributes{}), ingest.StatusIgnored, ingest.ReasonStale},
+		{"reactivation", event("r3", ingest.KindReactivated, minute(6), aggregate.Attributes{}), ingest.StatusApplied, ""},
+		{"deactivation older than the reactivation", event("d3", ingest.KindDeactivated, minute(5), aggregate.Attributes{}), ingest.StatusIgnored, ingest.ReasonStale},
+		{"deletion", event("x1", ingest.KindDeleted, minute(7), aggregate.Attributes{}), ingest.StatusApplied, ""},
+		{"deactivation of a deleted user", event("d4", ingest.KindDeactivated, minute(8), aggregate.Attributes{}), ingest.StatusIgnored, ingest.ReasonDeleted},
+		{"reactivation of a deleted user", event("r4", ingest.KindReactivated, minute(8), aggregate.Attributes{}), ingest.StatusIgnored, ingest.ReasonDeleted},
+	}
+	var ignored []string
+	for _, step := range steps {
+		r, err := svc.Apply(ctx, "/events", step.event)
+		require.NoError(t, err, step.name)
+		assert.Equal(t, step.status, r.Status, step.name)
+		assert.Equal(t, step.reason, r.Reason, step.name)
+		if step.status == ingest.StatusApplied {
+			assert.Positive(t, r.Position, step.name)
+		} else {
+			ignored = append(ignored, step.reason)
+			assert.Zero(t, r.Position, step.name)
+			again, err := svc.Apply(ctx, "/events", step.event)
+			require.NoError(t, err)
+			assert.Equal(t, ingest.StatusDuplicate, again.Status, "a copy of the %s", step.name)
+		}
+	}
+	assert.Equal(t, ignored, c.ignored)
+	assert.Equal(t, []string{aggregate.TypeUserRegistered, aggregate.TypeUserDeactivated, aggregate.TypeUserEmailChanged,
+		aggregate.TypeUserReactivated, aggregate.TypeUserDeleted}, c.appended)
+	stored, err := store.Load(ctx, "u1")
+	require.NoError(t, err)
+	require.Len(t, stored, 5)
+	assert.Equal(t, event("d1", "", time.Time{}, aggregate.Attributes{}).Key(), stored[1].ID, "the key is the event's id")
+	assert.Equal(t, map[string]string{"trace": "d1"}, stored[1].Metadata)
+}
+
 // TestApplyCopiesAtOnce: copies of one event applied at the same moment store it once, whatever became of it.
 func TestApplyCopiesAtOnce(t *testing.T) {
 	t.Parallel()
@@ -163,10 +217,14 @@ func TestKey(t *testing.T) {
 
 func TestKinds(t *testing.T) {
 	t.Parallel()
-	for _, k := range []ingest.Kind{ingest.KindCreated, ingest.KindUpdated, ingest.KindDeleted, ingest.KindEmailVerified, ingest.KindEnsured} {
+	for _, k := range []ingest.Kind{ingest.KindCreated, ingest.KindUpdated, ingest.KindDeleted, ingest.KindEmailVerified,
+		ingest.KindEnsured, ingest.KindDeactivated, ingest.KindReactivated} {
 		assert.True(t, k.Applies(), k)
 		assert.Equal(t, "u1", ingest.Event{UserID: "u1", Kind: k}.Command().StreamID())
 	}
+	at := t0.Add(time.Minute)
+	assert.Equal(t, aggregate.Deactivate{UserID: "u1", At: at}, ingest.Event{UserID: "u1", Kind: ingest.KindDeactivated, OccurredAt: at}.Command())
+	assert.Equal(t, aggregate.Reactivate{UserID: "u1", At: at}, ingest.Event{UserID: "u1", Kind: ingest.KindReactivated, OccurredAt: at}.Command())
 	assert.False(t, ingest.Kind("").Applies())
 	assert.False(t, ingest.Kind("organization_created").Applies())
 }

@@ -14,6 +14,8 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,7 +36,23 @@ type Metrics struct {
 	attemptDuration *prometheus.HistogramVec
 	commitBatch     prometheus.Histogram
 	poisoned        *prometheus.CounterVec
+	sources         *prometheus.CounterVec
+	sourceLabels    sync.Map // source ids labelled so far, at most maxSourceLabels
+	sourceCount     atomic.Int64
 }
+
+// maxSourceLabels bounds the source label: sources are created by administrators, and past this many the
+// rest are counted under "other".
+const maxSourceLabels = 1000
+
+// The outcomes of userhook_source_events_total.
+const (
+	SourceReceived     = "received"
+	SourceApplied      = "applied"
+	SourceDuplicate    = "duplicate"
+	SourceIgnored      = "ignored"
+	SourceUnauthorized = "unauthorized"
+)
 
 // Sources are what the scrape-time gauges read, once per scrape each. A nil source is not reported.
 type Sources struct {
@@ -106,12 +124,15 @@ func New(src Sources) *Metrics {
 		poisoned: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "userhook_messages_poisoned_total", Help: "Messages a consumer set aside as poison, by consumer.",
 		}, []string{"handler"}),
+		sources: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "userhook_source_events_total", Help: "Events of identity providers' own webhooks (POST /sources/{id}), by source id and outcome (received, applied, duplicate, ignored; unauthorized counts requests).",
+		}, []string{"source", "outcome"}),
 	}
 	scrapeErrors := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "userhook_scrape_errors_total", Help: "Reads of a scrape-time source that failed (its gauges are then left out of that scrape), by source.",
 	}, []string{"source"})
 	reg.MustRegister(m.requests, m.duration, m.appended, m.duplicates, m.ignored, m.limited, m.attempts,
-		m.attemptDuration, m.commitBatch, m.poisoned, scrapeErrors, buildInfo(),
+		m.attemptDuration, m.commitBatch, m.poisoned, m.sources, scrapeErrors, buildInfo(),
 		&scrapeCollector{src: src, errors: scrapeErrors},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for name, f := range map[string]bool{"positions": src.Positions != nil, "pending": src.Pending != nil, "oldest_due": src.OldestDue != nil} {
@@ -298,6 +319,27 @@ func (m *Metrics) Ignored(reason string) {
 	if m != nil {
 		m.ignored.WithLabelValues(reason).Inc()
 	}
+}
+
+// Source records an outcome for a stored source (its id, never one a request made up): every outcome of a
+// source's series exists from its first count.
+func (m *Metrics) Source(id, outcome string) {
+	if m == nil {
+		return
+	}
+	if _, seen := m.sourceLabels.Load(id); !seen {
+		if m.sourceCount.Add(1) > maxSourceLabels {
+			m.sourceCount.Add(-1)
+			id = "other"
+		} else if _, dup := m.sourceLabels.LoadOrStore(id, true); dup {
+			m.sourceCount.Add(-1)
+		} else {
+			for _, o := range []string{SourceReceived, SourceApplied, SourceDuplicate, SourceIgnored, SourceUnauthorized} {
+				m.sources.WithLabelValues(id, o)
+			}
+		}
+	}
+	m.sources.WithLabelValues(id, outcome).Inc()
 }
 
 // Limited records a request refused by the rate limit.

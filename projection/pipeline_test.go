@@ -75,8 +75,11 @@ func step(i, s int) aggregate.Command {
 	case 2:
 		return aggregate.Ensure{UserID: id, Email: fmt.Sprintf("Renamed-%02d@Example.com", i)}
 	default:
-		if i%5 == 0 {
+		switch i % 5 {
+		case 0:
 			return aggregate.Delete{UserID: id}
+		case 1:
+			return aggregate.Deactivate{UserID: id}
 		}
 		return aggregate.Update{UserID: id, Attributes: aggregate.Attributes{Profile: map[string]any{"plan": "pro", "seats": i}}}
 	}

@@ -60,7 +60,7 @@ const maxSkipDepth = 64
 func decodeFast(typ string, data []byte, p *payload) bool {
 	*p = payload{}
 	switch typ {
-	case aggregate.TypeUserDeleted, aggregate.TypeUserRestored:
+	case aggregate.TypeUserDeleted, aggregate.TypeUserRestored, aggregate.TypeUserDeactivated, aggregate.TypeUserReactivated:
 		return true // aggregate.Decode does not read these payloads
 	}
 	fields := payloadFields(typ)

@@ -94,6 +94,7 @@ func (f *folding) fold(e *eventstore.Event) error {
 var fastFolded = map[string]bool{
 	aggregate.TypeUserRegistered: true, aggregate.TypeUserEmailChanged: true, aggregate.TypeUserProfileUpdated: true,
 	aggregate.TypeUserEmailVerified: true, aggregate.TypeUserDeleted: true, aggregate.TypeUserRestored: true,
+	aggregate.TypeUserDeactivated: true, aggregate.TypeUserReactivated: true,
 }
 
 // apply is aggregate.User.Apply for a payload of one of the fastFolded types.
@@ -125,6 +126,10 @@ func (u *foldedUser) apply(typ string, p *payload, occurredAt time.Time) {
 		if u.CreatedAt.IsZero() {
 			u.CreatedAt = occurredAt
 		}
+	case aggregate.TypeUserDeactivated:
+		u.Status = aggregate.StatusInactive
+	case aggregate.TypeUserReactivated:
+		u.Status = aggregate.StatusActive
 	}
 	if occurredAt.After(u.UpdatedAt) {
 		u.UpdatedAt = occurredAt

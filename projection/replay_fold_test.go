@@ -71,7 +71,11 @@ func TestReplayMatchesApplyingEachEvent(t *testing.T) {
 	const users = 40
 	perUser := (2*projection.ReplayPage + 2000) / users
 	types := []string{aggregate.TypeUserEmailChanged, aggregate.TypeUserProfileUpdated, aggregate.TypeUserProfileUpdated,
-		aggregate.TypeUserEmailVerified, aggregate.TypeUserDeleted, aggregate.TypeUserRestored, aggregate.TypeUserRegistered}
+		aggregate.TypeUserEmailVerified, aggregate.TypeUserDeleted, aggregate.TypeUserRestored, aggregate.TypeUserRegistered,
+		aggregate.TypeUserDeactivated, aggregate.TypeUserReactivated, aggregate.TypeUserDeactivated}
+	for _, typ := range aggregate.StoredTypes() {
+		require.Contains(t, types, typ, "the replay is compared on every stored type")
+	}
 	at := time.Date(2024, 6, 1, 9, 0, 0, 0, time.UTC)
 	var wg sync.WaitGroup
 	for u := range users {
@@ -146,6 +150,9 @@ func TestReplayMatchesApplyingEachEvent(t *testing.T) {
 	assert.Equal(t, lastPosition(t, f.store), checkpoint(t, replayed, projection.UsersProjection))
 	assert.True(t, strings.Contains(strings.Join(want, "\n"), `"nested":{"a":[1,2.5,null]}`) ||
 		strings.Contains(strings.Join(want, "\n"), `"plan":"`), "profiles are written")
+	for _, status := range []aggregate.Status{aggregate.StatusActive, aggregate.StatusInactive, aggregate.StatusDeleted} {
+		assert.Contains(t, strings.Join(want, "\n"), "'"+string(status)+"'", "some user ends %s", status)
+	}
 }
 
 // TestReplayRefusesAPayloadDecodeRefuses: a payload aggregate.Decode cannot decode fails the replay, as it

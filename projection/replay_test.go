@@ -178,6 +178,52 @@ func TestReplayMatchesProjection(t *testing.T) {
 	assert.Equal(t, checkpoint(t, f.model, projection.UsersProjection), checkpoint(t, fresh, projection.UsersProjection))
 }
 
+// TestReplayInactiveUsers: deactivations and reactivations replay to the rows the projection writes, and
+// the read model lists an inactive user under inactive alone.
+func TestReplayInactiveUsers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	name := "Still Inactive"
+	for _, cmd := range []aggregate.Command{
+		aggregate.Ensure{UserID: "stays", Email: "stays@example.com"},
+		aggregate.Deactivate{UserID: "stays"},
+		aggregate.Update{UserID: "stays", Attributes: aggregate.Attributes{Name: &name}},
+		aggregate.Ensure{UserID: "back", Email: "back@example.com"},
+		aggregate.Deactivate{UserID: "back"},
+		aggregate.Reactivate{UserID: "back"},
+		aggregate.Ensure{UserID: "gone", Email: "gone@example.com"},
+		aggregate.Deactivate{UserID: "gone"},
+		aggregate.Delete{UserID: "gone"},
+	} {
+		res, err := f.svc.Execute(ctx, cmd, aggregate.Options{})
+		require.NoError(t, err)
+		require.Len(t, res.Events, 1, "%T", cmd)
+	}
+	events, err := f.store.ReadAll(ctx, 0, 100)
+	require.NoError(t, err)
+	users := &projection.Users{Model: f.model}
+	for _, e := range events {
+		require.NoError(t, users.Project(ctx, e))
+	}
+
+	fresh := newModel(t)
+	replay(t, f, fresh)
+	assert.Equal(t, rows(t, f.model), rows(t, fresh), "replay into a fresh read model equals the projection")
+	for id, want := range map[string]aggregate.Status{
+		"stays": aggregate.StatusInactive, "back": aggregate.StatusActive, "gone": aggregate.StatusDeleted,
+	} {
+		u, err := fresh.Get(ctx, id)
+		require.NoError(t, err)
+		assert.Equal(t, want, u.Status, id)
+	}
+	inactive, err := fresh.List(ctx, projection.ListFilter{Status: string(aggregate.StatusInactive), Limit: 10})
+	require.NoError(t, err)
+	require.Len(t, inactive, 1)
+	assert.Equal(t, "stays", inactive[0].ID)
+	assert.Equal(t, "Still Inactive", inactive[0].Name)
+}
+
 func TestReplayDropsRowsTheStoreDoesNotHave(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()

@@ -203,10 +203,10 @@ func (s *Server) listUsers(c echo.Context) error {
 	fe := queryFaults(c)
 	f := projection.ListFilter{Email: c.QueryParam("email"), Status: c.QueryParam("status")}
 	f.Limit = limitParam(c, fe)
-	switch f.Status {
-	case "", string(aggregate.StatusActive), string(aggregate.StatusDeleted):
+	switch aggregate.Status(f.Status) {
+	case "", aggregate.StatusActive, aggregate.StatusInactive, aggregate.StatusDeleted:
 	default:
-		fe.Add("status", "must be active or deleted")
+		fe.Add("status", "must be active, inactive or deleted")
 	}
 	if cur := c.QueryParam("cursor"); cur != "" {
 		b, err := base64.RawURLEncoding.DecodeString(cur)

@@ -26,6 +26,7 @@ import (
 	"github.com/userhook/userhook/ingest"
 	"github.com/userhook/userhook/metrics"
 	"github.com/userhook/userhook/projection"
+	"github.com/userhook/userhook/source"
 )
 
 // MaxBodyBytes is the largest request body accepted; a larger one is answered 413.
@@ -63,6 +64,10 @@ type Deps struct {
 	// StoreTimeout, when positive, bounds the store calls of every request; past it the request answers 503
 	// with Retry-After.
 	StoreTimeout time.Duration
+	// Sources keeps the identity providers' own webhooks, and Decoders reads each provider's requests; with
+	// either nil the /api/sources and /sources routes are not served.
+	Sources  source.Store
+	Decoders map[source.Provider]source.Decoder
 	// Now is the clock the rate limits' buckets fill by (time.Now when nil); tests move it instead of waiting
 	// for a bucket to refill.
 	Now func() time.Time
@@ -80,6 +85,8 @@ type Server struct {
 	readLimit   *limiter
 	// routes are the route templates registered, the only values of the route label besides "unmatched".
 	routes map[string]bool
+	// sourceCache holds the sources providers post to, briefly.
+	sourceCache sourceCache
 }
 
 // NewServer builds the routes.
@@ -131,6 +138,14 @@ func NewServer(d Deps) *Server {
 	e.DELETE("/api/webhooks/:id", s.deleteWebhook, admin)
 	e.GET("/api/webhooks/:id/deliveries", s.listDeliveries, admin)
 	e.POST("/api/webhooks/deliveries/:deliveryId/retry", s.retryDelivery, admin)
+	e.POST("/api/sources", s.createSource, admin, s.needSources)
+	e.GET("/api/sources", s.listSources, admin, s.needSources)
+	e.GET("/api/sources/:id", s.getSource, admin, s.needSources)
+	e.PATCH("/api/sources/:id", s.patchSource, admin, s.needSources)
+	e.DELETE("/api/sources/:id", s.deleteSource, admin, s.needSources)
+	// A provider authenticates its own way: no API key, so the route's limit is per source, in the handler.
+	e.POST(sourceRoute, s.postSource, s.needSources)
+	e.GET(sourceRoute, s.challengeSource, s.needSources)
 
 	// The route templates are the only route labels and log values; every rate-limited route (all but the
 	// unauthenticated ones) and every reason starts at 0.
@@ -142,7 +157,7 @@ func NewServer(d Deps) *Server {
 		s.routes[r.Path] = true
 	}
 	d.Metrics.Declare(metrics.Known{
-		DuplicateRoutes: []string{"/events"},
+		DuplicateRoutes: []string{"/events", sourceRoute},
 		LimitedRoutes:   limited,
 		IgnoreReasons:   ingest.Reasons(),
 	})

@@ -2,11 +2,9 @@ package transport
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -87,34 +85,11 @@ type webhookRequest struct {
 // is not silently ignored) and fields of the wrong type are all reported at once.
 func decodeWebhookRequest(body []byte) (webhookRequest, userhook.FieldErrors, error) {
 	var req webhookRequest
-	var fields map[string]json.RawMessage
-	if err := decodeJSON(body, &fields); err != nil {
-		return req, nil, err
-	}
-	var fe userhook.FieldErrors
-	targets := map[string]struct {
-		dst  any
-		kind string
-	}{
+	fe, err := decodeFields(body, map[string]fieldTarget{
 		"name": {&req.Name, "a string"}, "url": {&req.URL, "a string"}, "events": {&req.Events, "an array of strings"},
 		"enabled": {&req.Enabled, "a boolean"}, "contentType": {&req.ContentType, "a string"}, "secrets": {&req.Secrets, "an array of strings"},
-	}
-	names := make([]string, 0, len(fields))
-	for name := range fields {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		t, ok := targets[name]
-		if !ok {
-			fe.Add(name, "unknown field")
-			continue
-		}
-		if err := json.Unmarshal(fields[name], t.dst); err != nil {
-			fe.Add(name, "must be "+t.kind)
-		}
-	}
-	return req, fe, nil
+	})
+	return req, fe, err
 }
 
 // validateWebhook merges the decoding faults with the settings' own, one list for every fault at once; a

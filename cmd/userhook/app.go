@@ -268,6 +268,8 @@ func (m *Main) newServer(ctx context.Context, cfg Config, s Settings, service *a
 		Ready:        m.readiness,
 		Inbound:      &transport.WebhookVerifier{Secrets: s.WebhookSecrets},
 		Webhooks:     m.storage.hooks,
+		Sources:      m.storage.sources,
+		Decoders:     decoders(),
 		Sender:       m.sender,
 		WebhookGuard: s.WebhookGuard,
 		Receipts:     receipts,

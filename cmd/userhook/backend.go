@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"errors"
+	"github.com/userhook/userhook/source"
+	sourcesqlite "github.com/userhook/userhook/source/sqlite"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -24,6 +26,8 @@ type storage struct {
 	keys   apikey.Store
 	reads  projection.ReadModel
 	hooks  delivery.Store
+	// sources are the identity providers' own webhooks.
+	sources source.Store
 }
 
 // close stops the event store, which commits every queued append first, then closes db, the database it
@@ -114,6 +118,9 @@ func openSQLite(ctx context.Context, path string) (_ *sqliteBackend, err error) 
 		return nil, err
 	}
 	if b.hooks, err = deliverysqlite.New(ctx, b.db); err != nil {
+		return nil, err
+	}
+	if b.sources, err = sourcesqlite.New(ctx, b.db); err != nil {
 		return nil, err
 	}
 	return b, nil

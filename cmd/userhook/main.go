@@ -7,6 +7,9 @@
 //	userhook apikey create --name NAME --role ingest|read|admin
 //	userhook apikey list [--json]
 //	userhook apikey revoke ID
+//	userhook source create --name NAME --provider PROVIDER [--secret SECRET]...
+//	userhook source list [--json]
+//	userhook source revoke ID
 //	userhook token --sub SUBJECT [--ttl 1h]
 //	userhook migrate status|up
 //	userhook version
@@ -67,6 +70,7 @@ type cli struct {
 	Replay     replayCmd     `cmd:"" help:"Rebuild the users read model from the event store."`
 	Events     eventsCmd     `cmd:"" help:"Print stored events as JSON lines, in global order."`
 	APIKey     apikeyCmd     `cmd:"" name:"apikey" help:"Manage API keys."`
+	Source     sourceCmd     `cmd:"" name:"source" help:"Manage sources: identity providers' own webhooks."`
 	Token      tokenCmd      `cmd:"" help:"Print an HS256 JWT signed with the configured secret."`
 	Migrate    migrateCmd    `cmd:"" help:"Show or apply the database's schema migrations."`
 	Version    versionCmd    `cmd:"" help:"Print the version, the commit and the Go version."`

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	sourcepg "github.com/userhook/userhook/source/postgres"
+	sourcesqlite "github.com/userhook/userhook/source/sqlite"
 	"io"
 	"io/fs"
 	"os"
@@ -42,6 +44,7 @@ var schemaComponents = []schemaComponent{
 	{apikey.Component, apikey.SQLiteMigrations, apikeypg.Migrations},
 	{projsqlite.Component, projsqlite.Migrations, projpg.Migrations},
 	{deliverysqlite.Component, deliverysqlite.Migrations, deliverypg.Migrations},
+	{sourcesqlite.Component, sourcesqlite.Migrations, sourcepg.Migrations},
 }
 
 // schemaDB is the configured database, as far as migrations go.

@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	sourcesqlite "github.com/userhook/userhook/source/sqlite"
 	"io/fs"
 	"os"
 	"path"
@@ -151,6 +152,11 @@ func TestMigrateUpgradesSQLiteDatabaseOfOldRelease(t *testing.T) {
 	require.NoError(t, runMigrate(ctx, cfg, "status", &out))
 	for _, c := range schemaComponents {
 		v := latest(t, c.sqlite)
+		if c.name == sourcesqlite.Component {
+			// Sources came after that release: their tables are simply pending.
+			assert.Regexp(t, fmt.Sprintf(`(?m)^%s +- +0 +%d +pending +`, c.name, v), out.String())
+			continue
+		}
 		assert.Regexp(t, fmt.Sprintf(`(?m)^%s +schema_migrations +%d +%d +up to date +-$`, c.name, v, v), out.String(),
 			"status reads what the old release recorded")
 	}

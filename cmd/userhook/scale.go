@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	sourcepg "github.com/userhook/userhook/source/postgres"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -60,6 +61,9 @@ func openPostgres(ctx context.Context, url string, timeout time.Duration) (_ *po
 	reads.AnnounceCommits(readModelChannel)
 	b.reads = reads
 	if b.hooks, err = deliverypg.New(ctx, b.db); err != nil {
+		return nil, err
+	}
+	if b.sources, err = sourcepg.New(ctx, b.db); err != nil {
 		return nil, err
 	}
 	return b, nil

@@ -72,6 +72,7 @@ func Run(t *testing.T, newModel func(t *testing.T) projection.ReadModel) {
 		{"FieldsRoundTrip", testRoundTrip},
 		{"GetUnknownUser", testGetUnknown},
 		{"List", testList},
+		{"ListByStatusFollowsDeactivation", testListInactive},
 		{"ListEmailIgnoresCaseBeyondASCII", testListEmailUnicode},
 		{"ListOrdersByUserIDBytes", testListOrder},
 		{"RebuildReplacesEveryRow", testRebuild},
@@ -588,6 +589,57 @@ func testList(t *testing.T, newModel func(t *testing.T) projection.ReadModel) {
 		assert.Equal(t, 4, pages)
 		assert.Equal(t, list(t, m, projection.ListFilter{Limit: 100}), all, "pages add up to the whole list, in order, without repeats")
 	})
+}
+
+// A user deactivated at its provider lists under status inactive and no longer under active, through the
+// projection's own way in (events applied by projection.Users); reactivated, it lists under active again.
+func testListInactive(t *testing.T, newModel func(t *testing.T) projection.ReadModel) {
+	ctx := context.Background()
+	m := newModel(t)
+	users := &projection.Users{Model: m}
+	var h history
+	project := func() {
+		t.Helper()
+		for _, e := range h.events {
+			require.NoError(t, users.Project(ctx, e))
+		}
+	}
+	byStatus := func(status aggregate.Status) []string {
+		t.Helper()
+		return list(t, m, projection.ListFilter{Status: string(status), Limit: 10})
+	}
+	h.add(t, "u1", aggregate.UserRegistered{Email: "one@example.com"})
+	h.add(t, "u2", aggregate.UserRegistered{Email: "two@example.com"})
+	h.add(t, "u3", aggregate.UserRegistered{Email: "three@example.com"})
+	h.add(t, "u3", aggregate.UserDeleted{})
+	h.add(t, "u1", aggregate.UserDeactivated{})
+	project()
+	assert.Equal(t, []string{"u1"}, byStatus(aggregate.StatusInactive))
+	assert.Equal(t, []string{"u2"}, byStatus(aggregate.StatusActive), "an inactive user is not listed as active")
+	assert.Equal(t, []string{"u3"}, byStatus(aggregate.StatusDeleted))
+	assert.Equal(t, []string{"u1", "u2", "u3"}, list(t, m, projection.ListFilter{Limit: 10}), "nor left out of the whole list")
+	u1 := get(t, m, "u1")
+	assert.Equal(t, aggregate.StatusInactive, u1.Status)
+	assert.Equal(t, "one@example.com", u1.Email, "an inactive user keeps its attributes")
+	assert.Equal(t, []string{"u1"}, list(t, m, projection.ListFilter{Email: "ONE@example.com", Status: "inactive", Limit: 10}))
+
+	one := "One"
+	h.add(t, "u1", aggregate.UserProfileUpdated{Name: &one})
+	project()
+	assert.Equal(t, aggregate.StatusInactive, get(t, m, "u1").Status, "a change leaves the user inactive")
+
+	h.add(t, "u1", aggregate.UserReactivated{})
+	project()
+	assert.Empty(t, byStatus(aggregate.StatusInactive))
+	assert.Equal(t, []string{"u1", "u2"}, byStatus(aggregate.StatusActive), "reactivated, listed as active again")
+	assert.Equal(t, "One", get(t, m, "u1").Name)
+
+	// Through Rebuild, as a replay writes rows.
+	inactive := User("u4", "four@example.com", aggregate.StatusInactive, 2, 20)
+	require.NoError(t, m.Rebuild(ctx, Name, 20, []aggregate.User{inactive, User("u5", "five@example.com", aggregate.StatusActive, 1, 19)}))
+	assert.Equal(t, inactive, get(t, m, "u4"), "the inactive status round-trips")
+	assert.Equal(t, []string{"u4"}, byStatus(aggregate.StatusInactive))
+	assert.Equal(t, []string{"u5"}, byStatus(aggregate.StatusActive))
 }
 
 // Command validation accepts internationalised addresses (RFC 6532), and GET /users?email= is documented as
