@@ -37,6 +37,10 @@ type Attributes struct {
 	EmailVerified *bool
 	Name          *string
 	Profile       map[string]any
+	// Active is the state the provider gives the user along with its attributes (Clerk's banned, Keycloak's
+	// enabled, WorkOS's state, Auth0's blocked): false deactivates an active user, true reactivates an
+	// inactive one. A provider that only says so in lifecycle events of their own leaves it nil.
+	Active *bool
 }
 
 // Command is a request to change one user. Decide returns the events it raises against the current state,
@@ -203,7 +207,7 @@ func (c Register) Decide(u User) ([]Event, error) {
 		return nil, err
 	}
 	if !u.Exists() {
-		return []Event{registered(c.Attributes)}, nil
+		return registeredWith(c.Attributes), nil
 	}
 	var out []Event
 	if u.Deleted() {
@@ -246,7 +250,7 @@ func (c VerifyEmail) Decide(u User) ([]Event, error) {
 	a := c.Attributes
 	a.EmailVerified = &verified
 	if !u.Exists() {
-		return []Event{registered(a)}, nil
+		return registeredWith(a), nil
 	}
 	if u.Deleted() {
 		return nil, ErrUserDeleted
@@ -327,12 +331,21 @@ func (c Update) Decide(u User) ([]Event, error) {
 		return nil, err
 	}
 	if !u.Exists() {
-		return []Event{registered(c.Attributes)}, nil
+		return registeredWith(c.Attributes), nil
 	}
 	if u.Deleted() {
 		return nil, ErrUserDeleted
 	}
 	return changes(u, c.Attributes), nil
+}
+
+// registeredWith is the registration of a new user with a, deactivated at once when a says it is not active.
+func registeredWith(a Attributes) []Event {
+	out := []Event{registered(a)}
+	if a.Active != nil && !*a.Active {
+		out = append(out, UserDeactivated{})
+	}
+	return out
 }
 
 func registered(a Attributes) UserRegistered {
@@ -352,7 +365,8 @@ func registered(a Attributes) UserRegistered {
 	return e
 }
 
-// changes lists the events that bring u's attributes to a, in a fixed order: email, profile, verification.
+// changes lists the events that bring u's attributes to a, in a fixed order: email, profile, verification,
+// then the state a gives (a deleted user being restored counts as active).
 func changes(u User, a Attributes) []Event {
 	var out []Event
 	emailChanged := a.Email != nil && *a.Email != u.Email
@@ -375,6 +389,14 @@ func changes(u User, a Attributes) []Event {
 			email = *a.Email
 		}
 		out = append(out, UserEmailVerified{Email: email})
+	}
+	if a.Active != nil {
+		switch {
+		case !*a.Active && u.Status != StatusInactive:
+			out = append(out, UserDeactivated{})
+		case *a.Active && u.Status == StatusInactive:
+			out = append(out, UserReactivated{})
+		}
 	}
 	return out
 }

@@ -687,6 +687,33 @@ func TestUpdate(t *testing.T) {
 			when:  aggregate.Update{UserID: userID, Attributes: aggregate.Attributes{Name: ptr("Al")}},
 			then:  []aggregate.Event{aggregate.UserProfileUpdated{Name: ptr("Al")}},
 		},
+		{
+			name:  "not active deactivates, after the attributes",
+			given: []fact{registered(alice, minute(1))},
+			when:  aggregate.Update{UserID: userID, Attributes: aggregate.Attributes{Name: ptr("Al"), Active: ptr(false)}, At: minute(2)},
+			then:  []aggregate.Event{aggregate.UserProfileUpdated{Name: ptr("Al")}, aggregate.UserDeactivated{}},
+		},
+		{
+			name:  "not active again changes nothing",
+			given: []fact{registered(alice, minute(1)), deactivated(minute(2))},
+			when:  aggregate.Update{UserID: userID, Attributes: aggregate.Attributes{Active: ptr(false)}, At: minute(3)},
+		},
+		{
+			name:  "active reactivates an inactive user",
+			given: []fact{registered(alice, minute(1)), deactivated(minute(2))},
+			when:  aggregate.Update{UserID: userID, Attributes: aggregate.Attributes{Active: ptr(true)}, At: minute(3)},
+			then:  []aggregate.Event{aggregate.UserReactivated{}},
+		},
+		{
+			name:  "active changes nothing for an active user",
+			given: []fact{registered(alice, minute(1))},
+			when:  aggregate.Update{UserID: userID, Attributes: aggregate.Attributes{Active: ptr(true)}, At: minute(2)},
+		},
+		{
+			name: "an unknown user not active is registered inactive",
+			when: aggregate.Update{UserID: userID, Attributes: aggregate.Attributes{Email: ptr("alice@example.com"), Active: ptr(false)}, At: minute(1)},
+			then: []aggregate.Event{aggregate.UserRegistered{Email: "alice@example.com"}, aggregate.UserDeactivated{}},
+		},
 	})
 }
 

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -329,6 +331,9 @@ func (s *Server) postSource(c echo.Context) error {
 		s.deps.Metrics.Limited(sourceRoute)
 		return refuse(c, wait)
 	}
+	if err := checkSourceBody(body); err != nil {
+		return err
+	}
 	events, err := dec.Decode(req)
 	if err != nil {
 		return err
@@ -395,6 +400,35 @@ func (s *Server) touchSource(c echo.Context, id string) {
 	if err := s.deps.Sources.Touch(c.Request().Context(), id, now); err != nil {
 		s.log.Warn("recording a source's last event time failed", "request_id", requestID(c), "source", id, "error", err.Error())
 	}
+}
+
+// checkSourceBody applies checkJSON to a provider's body: to the whole when it is one JSON value, else to each
+// line that is one (Auth0's JSON lines). What is not JSON at all is left to the decoder, which says so.
+func checkSourceBody(body []byte) error {
+	if json.Valid(body) || !utf8.Valid(body) {
+		return checkJSON(body)
+	}
+	for n, line := range bytes.Split(body, []byte("\n")) {
+		if json.Valid(line) {
+			if err := checkJSON(line); err != nil {
+				var fe userhook.FieldErrors
+				if errors.As(err, &fe) {
+					for i, f := range fe {
+						prefix := "[" + strconv.Itoa(n) + "]"
+						switch {
+						case f.Field == "" || strings.HasPrefix(f.Field, "["):
+							fe[i].Field = prefix + f.Field
+						default:
+							fe[i].Field = prefix + "." + f.Field
+						}
+					}
+					return fe
+				}
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // readRawBody reads a body of at most MaxBodyBytes whatever its Content-Type: providers label JSON, JSON
